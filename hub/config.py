@@ -117,7 +117,9 @@ def _build(cls: type, section: str, values: Any) -> Any:
         default = getattr(cls(), key)
         if isinstance(default, bool):
             if not isinstance(value, bool):
-                raise ConfigError(f"{section}.{key} must be true or false, got {value!r}")
+                raise ConfigError(
+                    f"{section}.{key} must be true or false, got {value!r}"
+                )
         elif isinstance(default, (int, float)) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{section}.{key} must be a number, got {value!r}")

@@ -1,0 +1,98 @@
+"""Build the hub's ASGI application from a Config."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from hub.config import Config
+from hub.rooms import RoomManager
+from hub.stats import StatsCollector
+from media import ice, transcode_counter
+from media.peer import MediaSettings
+from signaling.service import SignalingService
+from signaling.websocket import SignalingEndpoint
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+class Hub:
+    """Everything one hub process holds, reachable from `app.state.hub`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.rooms = RoomManager()
+        self.media_settings = MediaSettings(
+            max_down_backlog_bytes=config.media.max_down_backlog_bytes,
+            keyframe_request_interval=config.media.keyframe_request_interval,
+            nack_history=config.media.nack_history,
+        )
+        self.signaling = SignalingService(
+            self.rooms,
+            self.media_settings,
+            config.ice.servers,
+            authenticate=None,
+        )
+        self.stats = StatsCollector(self.rooms)
+
+    async def close(self) -> None:
+        for room in list(self.rooms.rooms.values()):
+            for participant in list(room.participants.values()):
+                await self.signaling.leave(participant, "removed")
+
+
+def create_app(config: Config) -> Starlette:
+    transcode_counter.install()
+    ice.install(
+        ice.IceSettings(
+            host_addresses=list(config.ice.host_addresses),
+            announce_addresses=list(config.ice.announce_addresses),
+            udp_port_min=config.ice.udp_port_min,
+            udp_port_max=config.ice.udp_port_max,
+        )
+    )
+    hub = Hub(config)
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(hub.stats.collect())
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "rooms": len(hub.rooms.rooms)})
+
+    async def stats_page(request: Request) -> FileResponse:
+        return FileResponse(STATIC_DIR / "stats.html")
+
+    endpoint = SignalingEndpoint(
+        hub.signaling,
+        max_message_bytes=config.signaling.max_message_bytes,
+        idle_timeout=config.signaling.idle_timeout,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        logger.info("hub started")
+        try:
+            yield
+        finally:
+            await hub.close()
+            logger.info("hub stopped")
+
+    routes = [
+        WebSocketRoute("/ws", endpoint),
+        Route("/api/stats", stats),
+        Route("/healthz", health),
+        Route("/stats", stats_page),
+        Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.hub = hub
+    return app

@@ -1,0 +1,102 @@
+"""Start `hub serve` as a user would, in a subprocess, on a free port with a
+temporary configuration, and wait until it answers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+# One scale for every wait in the suite; raise it on a slow machine.
+TIMEOUT_SCALE = float(os.environ.get("HUB_TEST_TIMEOUT_SCALE", "1"))
+
+
+def scaled(seconds: float) -> float:
+    return seconds * TIMEOUT_SCALE
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class HubProcess:
+    url: str
+    ws_url: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+    config_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def write_config(folder: Path, port: int, extra: str = "") -> Path:
+    path = folder / "hub-test.toml"
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+data_dir = "{folder / "data"}"
+
+[ice]
+host_addresses = ["127.0.0.1"]
+
+[signaling]
+idle_timeout = 30
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextlib.contextmanager
+def run_hub(folder: Path, extra_config: str = "", env: dict | None = None):
+    port = free_port()
+    config = write_config(folder, port, extra_config)
+    log_path = folder / "hub.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    hub = HubProcess(url, f"ws://127.0.0.1:{port}/ws", port, process, log_path, config)
+    try:
+        deadline = time.monotonic() + scaled(30)
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"hub exited with {process.returncode}:\n{hub.log()}"
+                )
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"hub did not answer within 30 s:\n{hub.log()}")
+            time.sleep(0.1)
+        yield hub
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
