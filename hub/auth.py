@@ -70,12 +70,12 @@ MAX_TTL = {
     TokenKind.DEVICE: timedelta(days=366),
     TokenKind.INVITE: timedelta(days=7),
 }
-"""Longest lifetime a token of each kind may be minted with."""
+"""Maximum lifetime of a token of each kind."""
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who a verified token belongs to and what it allows."""
+    """Holder of a verified token and the access the token grants."""
 
     user: str
     name: str
@@ -329,7 +329,7 @@ def mint_token_from_cli(config: Config, args: Any) -> str:
     """Mint a token for `hub token` and return it.
 
     `args` carries user, unit, role, room, name, hours and device. A device
-    token lasts DEVICE_TTL whatever `hours` says. The unit must be in the org
+    token lasts DEVICE_TTL regardless of `hours`. The unit must be in the org
     tree of config.org.file. Raises ValueError (ConfigError for configuration
     problems) with a message for the operator.
     """

@@ -2,7 +2,7 @@
 
 Every error a client may see is a `HubError`. Its `code` is stable and meant for
 programs (it is the `code` field of the signaling `error` message), and its
-message is for people: it says what failed, on which value, and what to do.
+message is for people: it states what failed, on which value, and what to do.
 Errors that are not a `HubError` are faults in the hub and reach a client only
 as the code "internal".
 """

@@ -195,7 +195,7 @@ _JOINT = {
 }
 
 # Mediation: the mediator (or the chair) hosts, admits parties from the waiting
-# room and may take one party aside. Parties see and say nothing before that.
+# room and may take one party aside. Parties can neither watch nor speak before that.
 _MEDIATION_HOST = _grant(
     always=[*_MEDIA, A.SUBSCRIBE, A.CHAT, *_ROOM_CONTROL, A.ADMIT_PARTY, A.SIDE_ROOM]
 )
@@ -221,7 +221,7 @@ _MEDIATION = {
 }
 
 # Lecture: the trainer (or the chair) teaches. Member rooms keep their camera on
-# so the trainer sees who attends, and speak or share only with the floor.
+# so the trainer can check who attends, and speak or share only with the floor.
 _LECTURE_HOST = _grant(
     always=[*_MEDIA, A.SUBSCRIBE, A.CHAT, *_ROOM_CONTROL, A.ROLL_CALL]
 )
@@ -372,7 +372,7 @@ def check(
 def can_see_camera(org: Org, user_unit: str, camera_unit: str) -> bool:
     """Return whether a user of `user_unit` may see a camera of `camera_unit`.
 
-    A unit sees its own cameras and those of every unit below it, never those
-    of its parent or of sibling units. Raises NotFound for an unknown unit.
+    Users see the cameras of their own unit and of every unit below it, never
+    those of the parent unit or of sibling units. Raises NotFound for an unknown unit.
     """
     return org.is_within(camera_unit, user_unit)
