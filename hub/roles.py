@@ -142,48 +142,56 @@ def _grant(
     return MappingProxyType(rules)
 
 
-A = Action
-_MEDIA = (A.PUBLISH_CAMERA, A.PUBLISH_MICROPHONE, A.SHARE_SCREEN)
+_MEDIA = (Action.PUBLISH_CAMERA, Action.PUBLISH_MICROPHONE, Action.SHARE_SCREEN)
 _ROOM_CONTROL = (
-    A.MUTE_OTHERS,
-    A.REMOVE_PEER,
-    A.LOCK_ROOM,
-    A.GIVE_FLOOR,
-    A.START_RECORDING,
+    Action.MUTE_OTHERS,
+    Action.REMOVE_PEER,
+    Action.LOCK_ROOM,
+    Action.GIVE_FLOOR,
+    Action.START_RECORDING,
 )
 _NOTHING = _grant()
-_SUBSCRIBE_ONLY = _grant(always=[A.SUBSCRIBE])
+_SUBSCRIBE_ONLY = _grant(always=[Action.SUBSCRIBE])
 # Viewers watch and chat, and speak or show anything only with the floor.
-_VIEWER = _grant(always=[A.SUBSCRIBE, A.CHAT, A.RAISE_HAND], with_floor=_MEDIA)
+_VIEWER = _grant(
+    always=[Action.SUBSCRIBE, Action.CHAT, Action.RAISE_HAND], with_floor=_MEDIA
+)
 
 # Joint command session: the chair runs it, the dispatcher works the command
 # tools, member rooms report with their own media and camera feeds.
 _JOINT_PARTICIPANT = _grant(
-    always=[*_MEDIA, A.SUBSCRIBE, A.CHAT, A.PUSH_CAMERA, A.RAISE_HAND, A.VIEW_CAMERAS]
+    always=[
+        *_MEDIA,
+        Action.SUBSCRIBE,
+        Action.CHAT,
+        Action.PUSH_CAMERA,
+        Action.RAISE_HAND,
+        Action.VIEW_CAMERAS,
+    ]
 )
 _JOINT = {
     Role.CHAIR: _grant(
         always=[
             *_MEDIA,
-            A.SUBSCRIBE,
-            A.CHAT,
+            Action.SUBSCRIBE,
+            Action.CHAT,
             *_ROOM_CONTROL,
-            A.PUSH_CAMERA,
-            A.ASSIGN_TASK,
-            A.ROLL_CALL,
-            A.VIEW_CAMERAS,
+            Action.PUSH_CAMERA,
+            Action.ASSIGN_TASK,
+            Action.ROLL_CALL,
+            Action.VIEW_CAMERAS,
         ]
     ),
     Role.DISPATCHER: _grant(
         always=[
             *_MEDIA,
-            A.SUBSCRIBE,
-            A.CHAT,
-            A.PUSH_CAMERA,
-            A.ASSIGN_TASK,
-            A.ROLL_CALL,
-            A.RAISE_HAND,
-            A.VIEW_CAMERAS,
+            Action.SUBSCRIBE,
+            Action.CHAT,
+            Action.PUSH_CAMERA,
+            Action.ASSIGN_TASK,
+            Action.ROLL_CALL,
+            Action.RAISE_HAND,
+            Action.VIEW_CAMERAS,
         ]
     ),
     Role.MEMBER: _JOINT_PARTICIPANT,
@@ -197,9 +205,18 @@ _JOINT = {
 # Mediation: the mediator (or the chair) hosts, admits parties from the waiting
 # room and may take one party aside. Parties can neither watch nor speak before that.
 _MEDIATION_HOST = _grant(
-    always=[*_MEDIA, A.SUBSCRIBE, A.CHAT, *_ROOM_CONTROL, A.ADMIT_PARTY, A.SIDE_ROOM]
+    always=[
+        *_MEDIA,
+        Action.SUBSCRIBE,
+        Action.CHAT,
+        *_ROOM_CONTROL,
+        Action.ADMIT_PARTY,
+        Action.SIDE_ROOM,
+    ]
 )
-_MEDIATION_PARTICIPANT = _grant(always=[*_MEDIA, A.SUBSCRIBE, A.CHAT, A.RAISE_HAND])
+_MEDIATION_PARTICIPANT = _grant(
+    always=[*_MEDIA, Action.SUBSCRIBE, Action.CHAT, Action.RAISE_HAND]
+)
 _MEDIATION = {
     Role.CHAIR: _MEDIATION_HOST,
     Role.MEDIATOR: _MEDIATION_HOST,
@@ -208,13 +225,13 @@ _MEDIATION = {
     Role.TRAINER: _MEDIATION_PARTICIPANT,
     Role.PARTY: _grant(
         once_admitted=[
-            A.PUBLISH_CAMERA,
-            A.PUBLISH_MICROPHONE,
-            A.SUBSCRIBE,
-            A.CHAT,
-            A.RAISE_HAND,
+            Action.PUBLISH_CAMERA,
+            Action.PUBLISH_MICROPHONE,
+            Action.SUBSCRIBE,
+            Action.CHAT,
+            Action.RAISE_HAND,
         ],
-        admitted_with_floor=[A.SHARE_SCREEN],
+        admitted_with_floor=[Action.SHARE_SCREEN],
     ),
     Role.VIEWER: _VIEWER,
     Role.OBSERVER: _SUBSCRIBE_ONLY,
@@ -223,11 +240,11 @@ _MEDIATION = {
 # Lecture: the trainer (or the chair) teaches. Member rooms keep their camera on
 # so the trainer can check who attends, and speak or share only with the floor.
 _LECTURE_HOST = _grant(
-    always=[*_MEDIA, A.SUBSCRIBE, A.CHAT, *_ROOM_CONTROL, A.ROLL_CALL]
+    always=[*_MEDIA, Action.SUBSCRIBE, Action.CHAT, *_ROOM_CONTROL, Action.ROLL_CALL]
 )
 _LECTURE_SITE = _grant(
-    always=[A.PUBLISH_CAMERA, A.SUBSCRIBE, A.CHAT, A.RAISE_HAND],
-    with_floor=[A.PUBLISH_MICROPHONE, A.SHARE_SCREEN],
+    always=[Action.PUBLISH_CAMERA, Action.SUBSCRIBE, Action.CHAT, Action.RAISE_HAND],
+    with_floor=[Action.PUBLISH_MICROPHONE, Action.SHARE_SCREEN],
 )
 _LECTURE = {
     Role.CHAIR: _LECTURE_HOST,
@@ -239,7 +256,6 @@ _LECTURE = {
     Role.VIEWER: _VIEWER,
     Role.OBSERVER: _SUBSCRIBE_ONLY,
 }
-del A
 
 PERMISSIONS: Mapping[SessionKind, Mapping[Role, Mapping[Action, Rule]]] = (
     MappingProxyType(
