@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import websockets
 from aiortc import (
     MediaStreamTrack,
-    RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -89,7 +88,7 @@ class HubClient:
     async def publish(self, tracks: list[tuple[MediaStreamTrack, str]]) -> None:
         """Publish (track, source) pairs on the up connection."""
         if self.up_pc is None:
-            self.up_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            self.up_pc = RTCPeerConnection(ice.rtc_configuration([]))
         sources = {}
         transceivers = []
         for track, source in tracks:
@@ -121,7 +120,7 @@ class HubClient:
 
     async def _on_offer(self, message: dict) -> None:
         if self.down_pc is None:
-            self.down_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            self.down_pc = RTCPeerConnection(ice.rtc_configuration([]))
 
             @self.down_pc.on("track")
             def on_track(track: MediaStreamTrack) -> None:

@@ -41,7 +41,9 @@ class HubProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def write_config(folder: Path, port: int, extra: str = "") -> Path:
+def write_config(
+    folder: Path, port: int, extra: str = "", idle_timeout: float = 30
+) -> Path:
     path = folder / "hub-test.toml"
     path.write_text(
         f"""
@@ -54,7 +56,7 @@ data_dir = "{folder / "data"}"
 host_addresses = ["127.0.0.1"]
 
 [signaling]
-idle_timeout = 30
+idle_timeout = {idle_timeout}
 {extra}
 """,
         encoding="utf-8",
@@ -63,9 +65,14 @@ idle_timeout = 30
 
 
 @contextlib.contextmanager
-def run_hub(folder: Path, extra_config: str = "", env: dict | None = None):
+def run_hub(
+    folder: Path,
+    extra_config: str = "",
+    env: dict | None = None,
+    idle_timeout: float = 30,
+):
     port = free_port()
-    config = write_config(folder, port, extra_config)
+    config = write_config(folder, port, extra_config, idle_timeout)
     log_path = folder / "hub.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
