@@ -1,0 +1,201 @@
+"""Admin HTTP API for cameras, under /api/cameras (Starlette routes).
+
+Every error is a JSON object {"error": CODE, "message": TEXT}. Passwords are
+never returned: a camera shows "******" when it has one, and sending that mask
+back in an update keeps the stored password.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from media.cameras.ingest import FeedOffline
+from media.cameras.manager import CameraManager
+from media.cameras.registry import (
+    STREAMS,
+    CameraError,
+    CameraExists,
+    CameraNotFound,
+    CameraRegistry,
+    InvalidCamera,
+)
+from media.cameras.snapshot import SnapshotError
+
+logger = logging.getLogger(__name__)
+
+Authorize = Callable[[Request, str], "bool | Awaitable[bool]"]
+"""Decides whether `request` may perform `action`: "cameras.read",
+"cameras.write" or "cameras.snapshot". It returns (or awaits to) a bool, or
+raises starlette's HTTPException to answer with its own status."""
+
+MAX_BODY_BYTES = 16 * 1024
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def allow_all(request: Request, action: str) -> bool:
+    return True
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse(
+        {"error": code, "message": message}, status_code=status, headers=headers
+    )
+
+
+def _status_of(error: CameraError) -> int:
+    if isinstance(error, CameraNotFound):
+        return 404
+    if isinstance(error, CameraExists):
+        return 409
+    if isinstance(error, (FeedOffline, SnapshotError)):
+        return 503
+    return 400
+
+
+def _guard(action: str, authorize: Authorize) -> Callable[[Endpoint], Endpoint]:
+    def decorate(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def wrapper(request: Request) -> Response:
+            try:
+                allowed = authorize(request, action)
+                if inspect.isawaitable(allowed):
+                    allowed = await allowed
+                if not allowed:
+                    return error_response(
+                        403,
+                        "forbidden",
+                        f"this account may not perform {action!r}; "
+                        "ask an administrator for the role that allows it",
+                    )
+                return await endpoint(request)
+            except CameraError as error:
+                return error_response(_status_of(error), error.code, error.message)
+            except SnapshotError as error:
+                return error_response(503, "snapshot-failed", str(error))
+            except HTTPException as error:
+                code = {401: "unauthorized", 403: "forbidden"}.get(
+                    error.status_code, "error"
+                )
+                return error_response(error.status_code, code, str(error.detail))
+            except Exception:
+                error_id = uuid.uuid4().hex[:12]
+                logger.exception(
+                    "internal error: id=%s method=%s path=%s",
+                    error_id,
+                    request.method,
+                    request.url.path,
+                )
+                return error_response(
+                    500,
+                    "internal",
+                    f"internal error; give the hub operator this id: {error_id}",
+                )
+
+        return wrapper
+
+    return decorate
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidCamera(
+            f"the request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}"
+        )
+    try:
+        body = json.loads(raw or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidCamera(
+            f"the request body is not valid JSON ({error}); send a JSON object "
+            "with Content-Type: application/json"
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidCamera(
+            f"the request body must be a JSON object, got {type(body).__name__}"
+        )
+    return body
+
+
+def make_routes(
+    registry: CameraRegistry,
+    manager: CameraManager,
+    authorize: Authorize | None = None,
+) -> list[Route]:
+    """Build the /api/cameras routes; `authorize` defaults to allowing all."""
+    check = authorize or allow_all
+
+    def describe(camera_id: str) -> dict[str, Any]:
+        data = registry.get(camera_id).public()
+        data["status"] = manager.status_dicts(camera_id)
+        return data
+
+    @_guard("cameras.read", check)
+    async def list_cameras(request: Request) -> Response:
+        network = request.query_params.get("network")
+        unit = request.query_params.get("unit")
+        cameras = []
+        for camera in registry.list():
+            if network and camera.network != network:
+                continue
+            if unit and not (camera.unit == unit or camera.unit.startswith(unit + ".")):
+                continue
+            cameras.append(describe(camera.id))
+        return JSONResponse({"cameras": cameras})
+
+    @_guard("cameras.read", check)
+    async def get_camera(request: Request) -> Response:
+        return JSONResponse(describe(request.path_params["camera_id"]))
+
+    @_guard("cameras.write", check)
+    async def create_camera(request: Request) -> Response:
+        camera = registry.create(await _json_object(request))
+        return JSONResponse(describe(camera.id), status_code=201)
+
+    @_guard("cameras.write", check)
+    async def update_camera(request: Request) -> Response:
+        camera_id = request.path_params["camera_id"]
+        registry.update(camera_id, await _json_object(request))
+        return JSONResponse(describe(camera_id))
+
+    @_guard("cameras.write", check)
+    async def delete_camera(request: Request) -> Response:
+        registry.delete(request.path_params["camera_id"])
+        return Response(status_code=204)
+
+    @_guard("cameras.snapshot", check)
+    async def snapshot(request: Request) -> Response:
+        stream = request.query_params.get("stream") or None
+        if stream is not None and stream not in STREAMS:
+            raise InvalidCamera(
+                f"query parameter 'stream' is {stream!r}; expected main or sub"
+            )
+        picture = await manager.snapshot(request.path_params["camera_id"], stream)
+        return Response(
+            picture.jpeg,
+            media_type="image/jpeg",
+            headers={
+                "Cache-Control": "no-store",
+                "X-Image-Size": f"{picture.width}x{picture.height}",
+            },
+        )
+
+    return [
+        Route("/api/cameras", list_cameras, methods=["GET"]),
+        Route("/api/cameras", create_camera, methods=["POST"]),
+        Route("/api/cameras/{camera_id}", get_camera, methods=["GET"]),
+        Route("/api/cameras/{camera_id}", update_camera, methods=["PUT", "PATCH"]),
+        Route("/api/cameras/{camera_id}", delete_camera, methods=["DELETE"]),
+        Route("/api/cameras/{camera_id}/snapshot.jpg", snapshot, methods=["GET"]),
+    ]

@@ -1,0 +1,926 @@
+"""Ingest: one reader per camera stream, from PyAV packets to RTP packets.
+
+A `CameraFeed` reads one stream ("main" or "sub") of one camera. It starts when
+the first sink subscribes (or a caller waits for it to be ready) and stops
+`linger` seconds after the last sink leaves. The blocking demux runs in a
+thread of its own and reads packets only: an H.264 stream without B-frames is
+packetized as it arrives and never decoded. Anything else (B-frames, H.265,
+other codecs) goes through a `Transcoder`, once per feed.
+
+Packets reach the sinks on the event loop thread, in order. A sink must not
+change a packet it receives, because all sinks share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import av
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+
+from media.cameras.packetize import (
+    AUDIO_CLOCK_RATE,
+    VIDEO_CLOCK_RATE,
+    AccessUnitFramer,
+    BitstreamError,
+    G711Packetizer,
+    H264Packetizer,
+    RtpTimeline,
+    annexb,
+    g711_codec,
+    h264_codec,
+    is_keyframe,
+    media_seconds,
+)
+from media.cameras.providers import ProviderError, StreamProvider, StreamSource
+from media.cameras.registry import Camera, CameraError
+from media.cameras.transcode import TranscodeError, Transcoder
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[RtpPacket], None]
+G711_CODECS = {"pcm_alaw": "PCMA", "pcm_mulaw": "PCMU"}
+STATS_WINDOW = 2.0  # seconds of history behind fps and bitrate
+
+
+class FeedOffline(CameraError):
+    """The camera stream is not delivering media; `last_error` says why."""
+
+    code = "camera-offline"
+
+
+@dataclass
+class IngestSettings:
+    """Timeouts and limits of camera ingest, from the [ingest] table."""
+
+    open_timeout: float = 10.0
+    read_timeout: float = 5.0
+    linger: float = 15.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    transcode: bool = True
+    transcode_bitrate: int = 1_500_000
+    max_gop_bytes: int = 8_000_000
+    max_pending_frames: int = 50
+    snapshot_cache: float = 2.0
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any]) -> IngestSettings:
+        known = {spec.name: spec for spec in fields(cls)}
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise CameraError(
+                f"unknown ingest setting(s) {unknown}; expected: {', '.join(known)}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            default = getattr(cls(), key)
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise CameraError(
+                        f"ingest.{key} must be true or false, got {value!r}"
+                    )
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise CameraError(f"ingest.{key} must be a number, got {value!r}")
+            elif value <= 0:
+                raise CameraError(f"ingest.{key} must be positive, got {value!r}")
+            values[key] = type(default)(value)
+        settings = cls(**values)
+        if settings.backoff_max < settings.backoff_initial:
+            raise CameraError(
+                f"ingest.backoff_max ({settings.backoff_max}) must be at least "
+                f"ingest.backoff_initial ({settings.backoff_initial})"
+            )
+        return settings
+
+
+@dataclass
+class StreamStatus:
+    """Live status of one camera stream, as the admin API shows it."""
+
+    camera_id: str
+    stream: str
+    state: str = "idle"  # idle, starting, online or offline
+    last_error: str = ""
+    url: str = ""
+    codec: str = ""  # codec the camera sends, e.g. "h264" or "hevc"
+    profile_level_id: str = ""  # of the H.264 the sinks receive
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    bitrate: int = 0  # bits per second the camera sends
+    keyframe_age: float | None = None  # seconds since the last keyframe
+    reconnects: int = 0
+    transcoded: bool = False
+    transcode_reason: str = ""
+    audio: str = ""  # "PCMA" or "PCMU" when forwarded
+    notes: list[str] = field(default_factory=list)
+    dropped_frames: int = 0
+    sinks: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["fps"] = round(self.fps, 1)
+        if self.keyframe_age is not None:
+            data["keyframe_age"] = round(self.keyframe_age, 1)
+        return data
+
+
+@dataclass
+class GopSnapshot:
+    """Coded pictures from the latest keyframe on, for decoding a snapshot."""
+
+    codec_name: str
+    extradata: bytes | None
+    units: list[bytes]
+
+
+class _StopSession(Exception):
+    pass
+
+
+class _SessionTimeout(Exception):
+    pass
+
+
+class CameraFeed:
+    """One stream of one camera, turned into RTP packets for sinks.
+
+    `codec` is the H.264 codec of the video packets (with the stream's real
+    profile-level-id) and `audio_codec` is PCMA or PCMU when the camera sends
+    G.711; both are None until `wait_ready()` returns.
+    """
+
+    def __init__(
+        self,
+        camera: Camera,
+        stream: str,
+        provider: StreamProvider,
+        settings: IngestSettings,
+    ) -> None:
+        self.camera = camera
+        self.camera_id = camera.id
+        self.stream = stream
+        self.provider = provider
+        self.settings = settings
+        self.codec: RTCRtpCodecParameters | None = None
+        self.audio_codec: RTCRtpCodecParameters | None = None
+        self.video_packetizer = H264Packetizer()
+        self.video_timeline = RtpTimeline(VIDEO_CLOCK_RATE)
+        self.audio_packetizer: G711Packetizer | None = None
+        self.audio_timeline = RtpTimeline(AUDIO_CLOCK_RATE)
+
+        self._video_sinks: list[Sink] = []
+        self._audio_sinks: list[Sink] = []
+        self._status = StreamStatus(camera_id=camera.id, stream=stream)
+        self._task: asyncio.Task[None] | None = None
+        self._session: _Session | None = None
+        self._stop_requested = False
+        self._wakeup = asyncio.Event()
+        self._linger: asyncio.TimerHandle | None = None
+        self._waiters: list[asyncio.Future[RTCRtpCodecParameters]] = []
+        self._gop_packets: list[RtpPacket] | None = None
+        self._gop_units: list[bytes] | None = None
+        self._gop_bytes = 0
+        self._last_keyframe: float | None = None
+        self._last_logged_error = ""
+        self._error_repeats = 0
+        self._keyframe_requests = 0
+
+    # -- sinks and lifecycle --------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def add_sink(
+        self, sink: Sink, kind: str = "video", replay_gop: bool = True
+    ) -> None:
+        """Subscribe `sink` to the video or audio packets; starts the reader.
+
+        With `replay_gop`, a video sink first receives the cached packets from
+        the latest keyframe on, so its decoder can start at once.
+        """
+        sinks = self._sinks(kind)
+        if sink in sinks:
+            return
+        sinks.append(sink)
+        self._status.sinks = len(self._video_sinks) + len(self._audio_sinks)
+        self._cancel_linger()
+        self._ensure_running()
+        if kind == "video" and replay_gop and self._gop_packets:
+            for packet in list(self._gop_packets):
+                self._call_sink(sink, packet)
+
+    def remove_sink(self, sink: Sink) -> None:
+        for sinks in (self._video_sinks, self._audio_sinks):
+            if sink in sinks:
+                sinks.remove(sink)
+        self._status.sinks = len(self._video_sinks) + len(self._audio_sinks)
+        if not self._video_sinks and not self._audio_sinks:
+            self._schedule_linger()
+
+    def _sinks(self, kind: str) -> list[Sink]:
+        if kind == "video":
+            return self._video_sinks
+        if kind == "audio":
+            return self._audio_sinks
+        raise ValueError(f"sink kind must be 'video' or 'audio', got {kind!r}")
+
+    async def wait_ready(self, timeout: float | None = None) -> RTCRtpCodecParameters:
+        """Start the reader if needed and return `codec` once media flows.
+
+        Raises FeedOffline with the camera's error as soon as an attempt fails,
+        or when `timeout` (default: open plus read timeout) passes. Without a
+        sink, the reader stops `linger` seconds later.
+        """
+        if timeout is None:
+            timeout = self.settings.open_timeout + self.settings.read_timeout + 1
+        self._ensure_running()
+        if self._status.state == "online" and self.codec is not None:
+            if not self._video_sinks and not self._audio_sinks:
+                self._schedule_linger()
+            return self.codec
+        if self._status.state == "offline":
+            raise FeedOffline(
+                f"camera {self.camera_id!r} {self.stream} stream is offline: "
+                f"{self._status.last_error}"
+            )
+        waiter: asyncio.Future[RTCRtpCodecParameters] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            detail = self._status.last_error or f"state {self._status.state}"
+            raise FeedOffline(
+                f"camera {self.camera_id!r} {self.stream} stream is not online after "
+                f"{timeout:g} s ({detail})"
+            ) from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if not self._video_sinks and not self._audio_sinks:
+                self._schedule_linger()
+
+    def request_keyframe(self) -> None:
+        """Ask for a keyframe. Only a transcoded feed can make one on demand:
+        RTSP has no standard request, so a passed-through camera sends its next
+        keyframe on its own schedule."""
+        self._keyframe_requests += 1
+        session = self._session
+        if session is not None and session.transcoder is not None:
+            session.transcoder.request_keyframe()
+        else:
+            logger.debug(
+                "camera=%s stream=%s keyframe request not forwarded (passthrough)",
+                self.camera_id,
+                self.stream,
+            )
+
+    def _ensure_running(self) -> None:
+        self._stop_requested = False
+        if self.running:
+            return
+        self._status.state = "starting"
+        self._task = asyncio.get_running_loop().create_task(
+            self._supervise(), name=f"camera-{self.camera_id}-{self.stream}"
+        )
+
+    def _schedule_linger(self) -> None:
+        self._cancel_linger()
+        if not self.running:
+            return
+        loop = asyncio.get_running_loop()
+        self._linger = loop.call_later(self.settings.linger, self._linger_expired)
+
+    def _cancel_linger(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+
+    def _linger_expired(self) -> None:
+        self._linger = None
+        if self._video_sinks or self._audio_sinks or self._waiters:
+            return
+        logger.info(
+            "camera=%s stream=%s stopping: no viewer for %g s",
+            self.camera_id,
+            self.stream,
+            self.settings.linger,
+        )
+        self._request_stop()
+
+    def _request_stop(self) -> None:
+        self._stop_requested = True
+        session = self._session
+        if session is not None:
+            session.request_stop(None)
+        self._wakeup.set()
+
+    async def close(self) -> None:
+        """Stop the reader and wait for its thread to end."""
+        self._cancel_linger()
+        self._request_stop()
+        task = self._task
+        if task is None:
+            return
+        grace = self.settings.open_timeout + self.settings.read_timeout + 2
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except TimeoutError:
+            logger.warning(
+                "camera=%s stream=%s reader did not stop within %g s; abandoning it",
+                self.camera_id,
+                self.stream,
+                grace,
+            )
+            task.cancel()
+
+    async def set_camera(self, camera: Camera) -> None:
+        """Use changed camera settings; a running reader reconnects with them."""
+        self.camera = camera
+        if self.running:
+            logger.info(
+                "camera=%s stream=%s settings changed, reconnecting",
+                self.camera_id,
+                self.stream,
+            )
+            session = self._session
+            if session is not None:
+                session.request_stop(None)
+
+    # -- status ---------------------------------------------------------------
+
+    def status(self) -> StreamStatus:
+        status = StreamStatus(**asdict(self._status))
+        status.notes = list(self._status.notes)
+        session = self._session
+        if session is not None and status.state == "online":
+            status.fps, status.bitrate = session.rates()
+            status.dropped_frames += session.dropped
+        if self._last_keyframe is not None and status.state != "idle":
+            status.keyframe_age = time.monotonic() - self._last_keyframe
+        if self.codec is not None:
+            status.profile_level_id = self.codec.parameters.get("profile-level-id", "")
+        return status
+
+    def gop_snapshot(self) -> GopSnapshot | None:
+        if not self._gop_units:
+            return None
+        return GopSnapshot("h264", None, list(self._gop_units))
+
+    # -- supervisor -----------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        settings = self.settings
+        delay = settings.backoff_initial
+        logger.info("camera=%s stream=%s starting", self.camera_id, self.stream)
+        try:
+            while not self._stop_requested:
+                error: str | None
+                session: _Session | None = None
+                try:
+                    source = await self.provider.resolve(self.camera, self.stream)
+                except ProviderError as exc:
+                    error = str(exc)
+                else:
+                    self._status.url = source.redacted_url
+                    session = _Session(self, source, asyncio.get_running_loop())
+                    self._session = session
+                    error = await self._run_session(session)
+                    self._session = None
+                    self._status.dropped_frames += session.dropped
+                    if session.media_seen:
+                        delay = settings.backoff_initial
+                if self._stop_requested:
+                    break
+                if error is None:
+                    continue  # stopped for a settings change: reconnect now
+                self._fail(error)
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, settings.backoff_max)
+                self._status.reconnects += 1
+        finally:
+            self._session = None
+            self._status.state = "idle"
+            self._status.fps = 0.0
+            self._status.bitrate = 0
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_exception(
+                        FeedOffline(f"camera {self.camera_id!r} feed was stopped")
+                    )
+            logger.info("camera=%s stream=%s stopped", self.camera_id, self.stream)
+
+    async def _run_session(self, session: _Session) -> str | None:
+        """Run one connection in its thread; return its error, None if stopped."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str | None] = loop.create_future()
+        thread = threading.Thread(
+            target=session.run,
+            args=(done,),
+            name=f"camera-{self.camera_id}-{self.stream}",
+            daemon=True,
+        )
+        thread.start()
+        # Backstop for a thread stuck where PyAV's interrupt does not reach:
+        # report the camera offline and ask the thread to end.
+        limit = max(self.settings.open_timeout, self.settings.read_timeout) + 2
+        try:
+            while not done.done():
+                await asyncio.wait({done}, timeout=0.5)
+                idle = time.monotonic() - session.last_activity
+                if not done.done() and idle > limit and not session.stop.is_set():
+                    message = session.timeout_message()
+                    session.request_stop(message)
+                    self._fail(message)
+        except asyncio.CancelledError:
+            session.request_stop(None)
+            raise
+        return done.result()
+
+    def _fail(self, error: str) -> None:
+        status = self._status
+        status.state = "offline"
+        status.last_error = error
+        if error != self._last_logged_error:
+            logger.warning(
+                "camera=%s stream=%s offline: %s", self.camera_id, self.stream, error
+            )
+            self._last_logged_error = error
+            self._error_repeats = 0
+        else:
+            self._error_repeats += 1
+            logger.debug(
+                "camera=%s stream=%s still offline (%d repeats): %s",
+                self.camera_id,
+                self.stream,
+                self._error_repeats,
+                error,
+            )
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(
+                    FeedOffline(
+                        f"camera {self.camera_id!r} {self.stream} stream is offline: "
+                        f"{error}"
+                    )
+                )
+
+    # -- called on the loop thread by the session thread ----------------------
+
+    def _on_open(self, session: _Session, info: dict[str, Any]) -> None:
+        if session is not self._session:
+            return
+        status = self._status
+        status.codec = info["codec"]
+        status.width = info["width"]
+        status.height = info["height"]
+        status.transcoded = info["transcoded"]
+        status.transcode_reason = info["transcode_reason"]
+        status.audio = info["audio"]
+        status.notes = list(info["notes"])
+        if info["audio"]:
+            self.audio_codec = g711_codec(info["audio"])
+        else:
+            self.audio_codec = None
+        self._gop_packets = None
+        self._gop_units = None
+
+    def _on_video(
+        self,
+        session: _Session,
+        packets: list[RtpPacket],
+        keyframe: bool,
+        unit: bytes,
+        profile: str | None,
+    ) -> None:
+        session.release_pending()
+        if session is not self._session:
+            return
+        if profile is not None:
+            self._set_profile(profile)
+        if self.codec is None:
+            return  # no SPS seen yet: nothing a viewer could decode
+        if self._status.state != "online":
+            self._go_online()
+        now = time.monotonic()
+        size = sum(len(packet.payload) for packet in packets)
+        if keyframe:
+            self._last_keyframe = now
+            self._gop_packets = list(packets)
+            self._gop_units = [unit]
+            self._gop_bytes = size + len(unit)
+        elif self._gop_packets is not None and self._gop_units is not None:
+            self._gop_bytes += size + len(unit)
+            if self._gop_bytes > self.settings.max_gop_bytes:
+                # NOTE: a GOP past the cap is not cached: late joiners wait for
+                # the next keyframe and snapshots for the next GOP.
+                self._gop_packets = None
+                self._gop_units = None
+            else:
+                self._gop_packets.extend(packets)
+                self._gop_units.append(unit)
+        for sink in list(self._video_sinks):
+            for packet in packets:
+                self._call_sink(sink, packet)
+
+    def _on_audio(self, session: _Session, packets: list[RtpPacket]) -> None:
+        session.release_pending()
+        if session is not self._session or self._status.state != "online":
+            return
+        for sink in list(self._audio_sinks):
+            for packet in packets:
+                self._call_sink(sink, packet)
+
+    def _on_note(self, session: _Session, note: str, transcode_reason: str) -> None:
+        if session is not self._session:
+            return
+        if note not in self._status.notes:
+            self._status.notes.append(note)
+        if transcode_reason:
+            self._status.transcoded = True
+            self._status.transcode_reason = transcode_reason
+
+    def _set_profile(self, profile: str) -> None:
+        current = self.codec.parameters.get("profile-level-id") if self.codec else None
+        if current == profile:
+            return
+        if current is not None:
+            # NOTE: sinks created with the old codec keep its profile-level-id;
+            # browsers decode by the in-band SPS, so playback goes on.
+            logger.warning(
+                "camera=%s stream=%s H.264 profile-level-id changed from %s to %s",
+                self.camera_id,
+                self.stream,
+                current,
+                profile,
+            )
+        self.codec = h264_codec(profile)
+
+    def _go_online(self) -> None:
+        status = self._status
+        status.state = "online"
+        status.last_error = ""
+        self._last_logged_error = ""
+        logger.info(
+            "camera=%s stream=%s online: %s %dx%d%s%s",
+            self.camera_id,
+            self.stream,
+            status.codec,
+            status.width,
+            status.height,
+            f", transcoded ({status.transcode_reason})" if status.transcoded else "",
+            f", audio {status.audio}" if status.audio else "",
+        )
+        codec = self.codec
+        for waiter in self._waiters:
+            if not waiter.done() and codec is not None:
+                waiter.set_result(codec)
+
+    def _call_sink(self, sink: Sink, packet: RtpPacket) -> None:
+        try:
+            sink(packet)
+        except Exception:
+            logger.exception(
+                "camera=%s stream=%s sink %r failed; removing it",
+                self.camera_id,
+                self.stream,
+                sink,
+            )
+            self.remove_sink(sink)
+
+
+class _Session:
+    """One connection to the camera: open, demux, packetize, in a thread."""
+
+    def __init__(
+        self, feed: CameraFeed, source: StreamSource, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.feed = feed
+        self.source = source
+        self.loop = loop
+        self.camera_id = feed.camera_id
+        self.settings = feed.settings
+        self.stop = threading.Event()
+        self.media_seen = False
+        self.last_activity = time.monotonic()
+        self.transcoder: Transcoder | None = None
+        self.dropped = 0
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._history: collections.deque[tuple[float, int]] = collections.deque()
+        self._opening = True
+        # Viewers cannot decode anything before the first keyframe.
+        self._skip_to_keyframe = True
+        self._dropping = False
+        self.stop_reason: str | None = None
+        self._max_pts: int | None = None
+        self._first_media: tuple[float, float] | None = None
+
+    # -- helpers used from the loop thread ------------------------------------
+
+    def rates(self) -> tuple[float, int]:
+        now = time.monotonic()
+        with self._lock:
+            while self._history and now - self._history[0][0] > STATS_WINDOW:
+                self._history.popleft()
+            count = len(self._history)
+            size = sum(item[1] for item in self._history)
+        if count < 2:
+            return 0.0, 0
+        return count / STATS_WINDOW, round(size * 8 / STATS_WINDOW)
+
+    def release_pending(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def timeout_message(self) -> str:
+        limit = (
+            self.settings.open_timeout if self._opening else self.settings.read_timeout
+        )
+        message = f"timed out after {limit:g} s waiting for media"
+        if self._opening:
+            message += " (while opening the stream)"
+        return message
+
+    # -- the thread -------------------------------------------------------------
+
+    def request_stop(self, reason: str | None) -> None:
+        """End the session; `reason` becomes its error (None: a deliberate stop)."""
+        if not self.stop.is_set():
+            self.stop_reason = reason
+            self.stop.set()
+
+    def run(self, done: asyncio.Future[str | None]) -> None:
+        error: str | None = None
+        try:
+            self._run()
+        except _StopSession:
+            error = self.stop_reason
+        except (_SessionTimeout, av.error.ExitError, av.error.TimeoutError):
+            error = self.stop_reason if self.stop.is_set() else self.timeout_message()
+        except av.FFmpegError as exc:
+            error = self._describe(exc)
+        except (BitstreamError, TranscodeError, OSError, ValueError) as exc:
+            error = self._redact(f"failed to read {self.source.redacted_url}: {exc}")
+        except Exception:
+            logger.exception("camera=%s reader crashed", self.camera_id)
+            error = "internal error in the camera reader; see the hub log"
+        self._call(self._finish, done, error)
+
+    def _finish(self, done: asyncio.Future[str | None], error: str | None) -> None:
+        if not done.done():
+            done.set_result(error)
+
+    def _call(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is listening any more
+
+    def _describe(self, exc: av.FFmpegError) -> str:
+        reason = exc.strerror or type(exc).__name__
+        verb = "open" if self._opening else "read"
+        return self._redact(f"failed to {verb} {self.source.redacted_url}: {reason}")
+
+    def _redact(self, message: str) -> str:
+        secret = self.feed.camera.secret()
+        if secret and secret in message:
+            message = message.replace(secret, "***")
+        return message
+
+    def _run(self) -> None:
+        settings = self.settings
+        logger.info(
+            "camera=%s stream=%s opening %s",
+            self.camera_id,
+            self.feed.stream,
+            self.source.redacted_url,
+        )
+        self.last_activity = time.monotonic()
+        container = av.open(
+            self.source.url,
+            options=dict(self.source.options),
+            timeout=(settings.open_timeout, settings.read_timeout),
+        )
+        try:
+            self._opening = False
+            self._demux(container)
+        finally:
+            container.close()
+
+    def _demux(self, container: av.container.InputContainer) -> None:
+        if not container.streams.video:
+            raise ValueError("the stream has no video track")
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        self._configure(video, audio)
+        wanted = [video] + ([audio] if audio is not None else [])
+        last_video = time.monotonic()
+        for packet in container.demux(wanted):
+            if self.stop.is_set():
+                raise _StopSession
+            now = time.monotonic()
+            self.last_activity = now
+            if packet.size == 0:
+                continue  # end-of-stream flush packet
+            if packet.stream is video:
+                last_video = now
+                self._pace(packet)
+                self._handle_video(packet)
+            elif self.audio_packetizer is not None:
+                self._handle_audio(packet)
+            if now - last_video > self.settings.read_timeout:
+                raise _SessionTimeout
+        raise ValueError("the stream ended (end of file, or the camera closed it)")
+
+    def _configure(self, video: av.VideoStream, audio: av.AudioStream | None) -> None:
+        feed = self.feed
+        context = video.codec_context
+        codec_name = context.name
+        reason = ""
+        if codec_name == "hevc":
+            reason = "H.265"
+        elif codec_name != "h264":
+            reason = codec_name
+        elif context.has_b_frames:
+            reason = "B-frames"
+        notes = []
+        extradata = context.extradata
+        self.framer = AccessUnitFramer(None if reason else extradata)
+        if reason:
+            self._start_transcode(video, reason)
+        self.audio_packetizer = None
+        audio_name = ""
+        if audio is not None:
+            audio_context = audio.codec_context
+            name = G711_CODECS.get(audio_context.name)
+            if (
+                name
+                and audio_context.sample_rate == 8000
+                and audio_context.channels == 1
+            ):
+                audio_name = name
+                packetizer = feed.audio_packetizer
+                if packetizer is None or packetizer.name != name:
+                    feed.audio_packetizer = G711Packetizer(name)
+                self.audio_packetizer = feed.audio_packetizer
+                self.audio_packetizer.restart()
+                self.audio_time_base = audio.time_base
+            else:
+                notes.append(
+                    f"audio {audio_context.name} {audio_context.sample_rate} Hz "
+                    "dropped: only G.711 (PCMA/PCMU, 8 kHz mono) is forwarded"
+                )
+        feed.video_timeline.rebase()
+        feed.audio_timeline.rebase()
+        self._call(
+            feed._on_open,
+            self,
+            {
+                "codec": codec_name,
+                "width": context.width or 0,
+                "height": context.height or 0,
+                "transcoded": bool(reason),
+                "transcode_reason": reason,
+                "audio": audio_name,
+                "notes": notes,
+            },
+        )
+
+    def _start_transcode(self, video: av.VideoStream, reason: str) -> None:
+        if not self.settings.transcode:
+            raise ValueError(
+                f"the stream needs transcoding ({reason}) but ingest.transcode is "
+                "false; set it to true or configure the camera for H.264 without "
+                "B-frames"
+            )
+        context = video.codec_context
+        rate = video.average_rate or video.guessed_rate
+        self.transcoder = Transcoder(
+            self.camera_id,
+            context.name,
+            context.extradata,
+            self.settings.transcode_bitrate,
+            float(rate) if rate else None,
+        )
+        self.framer = AccessUnitFramer(None)
+        self._skip_to_keyframe = True
+
+    def _pace(self, packet: av.Packet) -> None:
+        """Hold back a source that delivers faster than real time (a file)."""
+        seconds = media_seconds(
+            packet.dts if packet.dts is not None else packet.pts, packet.time_base
+        )
+        if seconds is None:
+            return
+        now = time.monotonic()
+        if self._first_media is None:
+            self._first_media = (now, seconds)
+            return
+        start_wall, start_media = self._first_media
+        ahead = (seconds - start_media) - (now - start_wall)
+        if ahead > 5:
+            self._first_media = (now, seconds)  # timestamps jumped: start again
+        elif ahead > 0.05:
+            if self.stop.wait(ahead):
+                raise _StopSession
+            self.last_activity = time.monotonic()
+
+    def _handle_video(self, packet: av.Packet) -> None:
+        data = bytes(packet)
+        with self._lock:
+            self._history.append((time.monotonic(), len(data)))
+        if self.transcoder is None and packet.pts is not None:
+            if self._max_pts is not None and packet.pts < self._max_pts:
+                self._switch_to_transcode(packet)
+            else:
+                self._max_pts = packet.pts
+        if self.transcoder is not None:
+            self._transcode(packet, data)
+            return
+        nals = self.framer.frame(data)
+        if not nals:
+            return
+        keyframe = is_keyframe(nals)
+        if self._skip_to_keyframe and not keyframe:
+            return
+        self._skip_to_keyframe = False
+        seconds = media_seconds(packet.pts, packet.time_base)
+        self._emit_video(nals, keyframe, seconds)
+
+    def _switch_to_transcode(self, packet: av.Packet) -> None:
+        reason = "B-frames (out-of-order timestamps)"
+        logger.warning(
+            "camera=%s stream=%s %s seen; switching to transcoding",
+            self.camera_id,
+            self.feed.stream,
+            reason,
+        )
+        self._start_transcode(packet.stream, reason)
+        self._call(self.feed._on_note, self, f"transcoding: {reason}", reason)
+
+    def _transcode(self, packet: av.Packet, data: bytes) -> None:
+        source_keyframe = packet.is_keyframe
+        if self._skip_to_keyframe and not source_keyframe:
+            return
+        self._skip_to_keyframe = False
+        transcoder = self.transcoder
+        if transcoder is None:
+            return
+        outputs = transcoder.transcode(data, packet.pts, packet.dts, packet.time_base)
+        for output, seconds, keyframe in outputs:
+            nals = self.framer.frame(output)
+            if nals:
+                self._emit_video(nals, keyframe or is_keyframe(nals), seconds)
+
+    def _emit_video(
+        self, nals: list[bytes], keyframe: bool, seconds: float | None
+    ) -> None:
+        with self._lock:
+            backlog = self._pending
+        if backlog >= self.settings.max_pending_frames:
+            # The event loop is behind: drop until the next keyframe, so the
+            # viewers never decode a picture that refers to a dropped one.
+            self._dropping = True
+            if self.transcoder is not None:
+                self.transcoder.request_keyframe()
+        if self._dropping:
+            if not keyframe or backlog >= self.settings.max_pending_frames:
+                self.dropped += 1
+                return
+            self._dropping = False
+        unit = annexb(nals)
+        timestamp = self.feed.video_timeline.timestamp(seconds)
+        packets = self.feed.video_packetizer.packetize(nals, timestamp)
+        profile = self.framer.profile_level_id
+        self.media_seen = True
+        with self._lock:
+            self._pending += 1
+        self._call(self.feed._on_video, self, packets, keyframe, unit, profile)
+
+    def _handle_audio(self, packet: av.Packet) -> None:
+        packetizer = self.audio_packetizer
+        if packetizer is None:
+            return
+        seconds = media_seconds(packet.pts, packet.time_base)
+        timestamp = self.feed.audio_timeline.timestamp(seconds)
+        packets = packetizer.packetize(bytes(packet), timestamp)
+        with self._lock:
+            self._pending += 1
+        self._call(self.feed._on_audio, self, packets)
