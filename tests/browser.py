@@ -1,20 +1,27 @@
 """Helpers for tests that drive the conference page in headless Chromium.
 
-The tests start a real `hub serve` (hubproc.run_hub), launch the Debian
+The tests start a real `hub serve` (tests/hubproc.py), launch the Debian
 Chromium through Playwright with a fake camera and microphone, and read what a
 participant would see: tiles, names, decoded video frames and received audio.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlencode
 
 import av
-from hubproc import scaled
+import httpx
 from playwright.async_api import Browser, Page, Playwright
+
+from tests.hubproc import HubProcess, scaled
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -173,3 +180,49 @@ def make_y4m(
     if written == 0:
         raise RuntimeError(f"no video frames decoded from {source}")
     return written, rate
+
+
+def stop_hub(hub: HubProcess) -> None:
+    hub.process.terminate()
+    hub.process.wait(timeout=scaled(10))
+
+
+@contextlib.contextmanager
+def start_hub_again(hub: HubProcess) -> Iterator[subprocess.Popen]:
+    """Start a new `hub serve` with the configuration (and so the port) of the
+    stopped `hub`; yield the new process once it answers /healthz."""
+    log = (hub.log_path.parent / "hub-restarted.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--config", str(hub.config_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + scaled(BASE_TIMEOUT)
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"restarted hub exited with code {process.returncode}; "
+                    f"see {log.name}"
+                )
+            try:
+                if httpx.get(f"{hub.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"restarted hub did not answer {hub.url}/healthz within "
+                    f"{scaled(BASE_TIMEOUT):.0f} s; see {log.name}"
+                )
+            # Polling interval while the server starts; the deadline bounds it.
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=scaled(10))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

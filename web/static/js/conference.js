@@ -8,6 +8,9 @@
 
 import { t } from "./i18n.js";
 
+// Shape assumed for every tile when choosing the grid's columns.
+const TILE_ASPECT = 16 / 9;
+
 // Audio sources are shown in the tile of the video they belong to.
 const TILE_SOURCE = {
   camera: "camera",
@@ -172,6 +175,7 @@ export class ConferenceView {
     this.#grid = grid;
     this.#selfArea = selfArea;
     this.#onAutoplayBlocked = onAutoplayBlocked;
+    new ResizeObserver(() => this.#layout()).observe(grid);
   }
 
   setSelf({ peer, name }) {
@@ -366,15 +370,28 @@ export class ConferenceView {
     this.#onAutoplayBlocked(true);
   }
 
-  // Picks a column count that keeps the tiles as large as possible; screen
-  // tiles span two columns and two rows when there is room.
+  // Picks the column count that gives the largest 16:9 tiles in the grid's
+  // current size. A screen tile counts as four cells because it spans two
+  // columns and two rows when there is room.
   #layout() {
     let cells = 0;
     for (const tile of this.#tiles.values()) {
       cells += tile.source === "screen" ? 4 : 1;
     }
-    const columns = Math.max(1, Math.ceil(Math.sqrt(cells)));
-    const rows = Math.max(1, Math.ceil(cells / columns));
+    cells = Math.max(1, cells);
+    const width = this.#grid.clientWidth || 16;
+    const height = this.#grid.clientHeight || 9;
+    let columns = 1;
+    let best = 0;
+    for (let candidate = 1; candidate <= cells; candidate += 1) {
+      const candidateRows = Math.ceil(cells / candidate);
+      const tileWidth = Math.min(width / candidate, (height / candidateRows) * TILE_ASPECT);
+      if (tileWidth > best) {
+        best = tileWidth;
+        columns = candidate;
+      }
+    }
+    const rows = Math.ceil(cells / columns);
     this.#grid.style.setProperty("--columns", String(columns));
     this.#grid.style.setProperty("--rows", String(rows));
     this.#grid.toggleAttribute("data-wide-screens", columns >= 2 && rows >= 2);
