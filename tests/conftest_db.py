@@ -10,6 +10,7 @@ with ``-m "not postgres"`` on a machine without the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -76,14 +77,10 @@ def _pg_schema_url(schema: str) -> str:
     return url.set(query=query).render_as_string(hide_password=False)
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/db/hub.sqlite3"
-        return
+@contextlib.contextmanager
+def pg_schema_url() -> Iterator[str]:
+    """Create a PostgreSQL schema for one test; yield a URL whose connections
+    use it; drop it with everything in it afterwards."""
     schema = f"test_{uuid.uuid4().hex[:16]}"
     admin = pg_admin_connection()
     admin.execute(f'CREATE SCHEMA "{schema}"')
@@ -92,6 +89,25 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     finally:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/db/hub.sqlite3"
+        return
+    with pg_schema_url() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL schema, for tests only PostgreSQL can run."""
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture
@@ -156,7 +172,9 @@ def pushes() -> PushRecorder:
 def make_app(store: Store, notify: Any = None, **options: Any) -> Starlette:
     """A Starlette app with the dispatch API mounted under /api, as the hub
     mounts it."""
-    return Starlette(routes=[Mount("/api", routes=make_routes(store, notify, **options))])
+    return Starlette(
+        routes=[Mount("/api", routes=make_routes(store, notify, **options))]
+    )
 
 
 def client_for(app: Starlette) -> httpx.AsyncClient:
