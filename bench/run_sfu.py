@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -39,7 +40,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from sfu import janus, report  # noqa: E402
 from sfu.procstat import machine_cpu_ticks, tree_cpu_seconds  # noqa: E402
-from sfu.source import load_clip  # noqa: E402
+from sfu.source import FPS, KEYFRAME_INTERVAL, load_clip  # noqa: E402
 
 logger = logging.getLogger("run_sfu")
 
@@ -129,6 +130,20 @@ class Child:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()
+
+
+def snapshot_time(first_frame: float, earliest: float) -> float:
+    """Return a monotonic time, not before `earliest`, halfway between frames.
+
+    The publisher sends frame k at `first_frame + k / FPS`. The chosen time
+    falls half a frame after a frame in the middle of a keyframe interval,
+    when the small frame before it has been forwarded and no keyframe burst
+    is in flight, so sent and received counts read there agree.
+    """
+    slot = math.ceil((earliest - first_frame) * FPS)
+    middle = KEYFRAME_INTERVAL // 2
+    slot += (middle - slot) % KEYFRAME_INTERVAL
+    return first_frame + (slot + 0.5) / FPS
 
 
 def free_port() -> int:
@@ -354,9 +369,14 @@ class Bench:
 
         await asyncio.sleep(self.args.settle)
         loadgens = [publisher, *subscribers]
-        before = await self._snapshot(relay_child, loadgens, record=True)
-        await asyncio.sleep(self.args.window)
-        after = await self._snapshot(relay_child, loadgens, record=False)
+        await publisher.send({"cmd": "phase"})
+        first_frame = (await publisher.receive("phase", 10))["phase"]["start"]
+        start_at = snapshot_time(first_frame, time.monotonic() + 0.3)
+        # A whole number of keyframe intervals, so both ends fall mid-GOP.
+        intervals = max(1, round(self.args.window * FPS / KEYFRAME_INTERVAL))
+        end_at = start_at + intervals * KEYFRAME_INTERVAL / FPS
+        before = await self._snapshot(relay_child, loadgens, start_at, record=True)
+        after = await self._snapshot(relay_child, loadgens, end_at, record=False)
         self._fill(result, before, after)
 
         for subscriber in subscribers:
@@ -366,16 +386,17 @@ class Bench:
             result.integrity += message["report"]
 
     async def _snapshot(
-        self, relay_child: Child, loadgens: list[Child], record: bool
+        self, relay_child: Child, loadgens: list[Child], at: float, record: bool
     ) -> dict[str, Any]:
+        for child in loadgens:
+            await child.send({"cmd": "snap", "at": at, "record": record})
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
         snap: dict[str, Any] = {
             "time": time.monotonic(),
             "relay_cpu": tree_cpu_seconds(relay_child.pid),
             "loadgen_cpu": sum(tree_cpu_seconds(c.pid) for c in loadgens),
             "machine": machine_cpu_ticks(),
         }
-        for child in loadgens:
-            await child.send({"cmd": "snap", "record": record})
         replies = [(await child.receive("snap", 10))["snap"] for child in loadgens]
         snap["publisher"] = replies[0]
         snap["subscribers"] = [s for reply in replies[1:] for s in reply["subscribers"]]

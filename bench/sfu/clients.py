@@ -102,6 +102,7 @@ class JanusClient:
         self._session: int | None = None
         self._poller: asyncio.Task[None] | None = None
         self._closing = False
+        self._session_lock = asyncio.Lock()
 
     def _transaction(self) -> str:
         return f"t{next(self._transactions)}"
@@ -115,11 +116,12 @@ class JanusClient:
         return reply
 
     async def _ensure_session(self) -> int:
-        if self._session is None:
-            reply = await self._request("/janus", {"janus": "create"})
-            self._session = reply["data"]["id"]
-            self._poller = asyncio.create_task(self._poll())
-        return self._session
+        async with self._session_lock:
+            if self._session is None:
+                reply = await self._request("/janus", {"janus": "create"})
+                self._session = reply["data"]["id"]
+                self._poller = asyncio.create_task(self._poll())
+            return self._session
 
     async def _poll(self) -> None:
         path = f"/janus/{self._session}"

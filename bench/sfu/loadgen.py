@@ -4,8 +4,11 @@ Run by `run_sfu.py`, one process per role, and driven over stdin/stdout with
 one JSON object per line. The process prints `{"event": "ready", ...}` once
 its peer connections carry media, then answers each command line:
 
-- `{"cmd": "snap", "record": true|false}`: counters now; for subscribers,
-  `record` starts or stops keeping the sampled subscribers' frames.
+- `{"cmd": "phase"}`: publisher only, the monotonic time of its first frame,
+  so the caller can place snapshots between two frames.
+- `{"cmd": "snap", "at": T, "record": true|false}`: counters at monotonic
+  time T (the same clock in every process); for subscribers, `record`
+  starts or stops keeping the sampled subscribers' frames at T.
 - `{"cmd": "report"}`: subscribers only, the integrity check of the frames
   kept by the sampled subscribers.
 - `{"cmd": "stop"}`: close every connection and exit.
@@ -77,7 +80,10 @@ async def run_publisher(args: argparse.Namespace) -> None:
         emit({"event": "ready", "connected": 1, "failed": 0, "errors": []})
         while True:
             command = await next_command(commands)
-            if command["cmd"] == "snap":
+            if command["cmd"] == "phase":
+                emit({"phase": {"start": track.start_time}})
+            elif command["cmd"] == "snap":
+                await _sleep_until(command["at"])
                 stats = await transceiver.sender.getStats()
                 packets = [
                     s.packetsSent for s in stats.values() if s.type == "outbound-rtp"
@@ -96,6 +102,13 @@ async def run_publisher(args: argparse.Namespace) -> None:
     finally:
         await pc.close()
         await client.close()
+
+
+async def _sleep_until(monotonic_time: float) -> None:
+    # The event loop's clock is time.monotonic(), shared by all processes.
+    delay = monotonic_time - asyncio.get_running_loop().time()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 class Subscriber:
@@ -164,6 +177,7 @@ async def run_subscribers(args: argparse.Namespace) -> None:
         while True:
             command = await next_command(commands)
             if command["cmd"] == "snap":
+                await _sleep_until(command["at"])
                 await _record(connected, command.get("record", False))
                 emit(
                     {

@@ -86,6 +86,11 @@ class ClipTrack(MediaStreamTrack):
         self._start: float | None = None
         self.frames_sent = 0
 
+    @property
+    def start_time(self) -> float | None:
+        """Event-loop time (time.monotonic()) when frame 0 was due."""
+        return self._start
+
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError

@@ -7,7 +7,24 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+from pathlib import Path
 from typing import Any
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+# Packages that `hub serve` runs.
+HUB_PATHS = ["hub", "signaling", "media", "web", "dispatch"]
+
+RELAY_NOTES = {
+    "hub": "The hub forwards the publisher's RTP packets; its commit is given above.",
+    "relay": "This baseline decodes the publisher's video once and re-encodes "
+    "it per subscriber at aiortc's own target bitrate, so its packet counts "
+    "differ from the publisher's by design and no frame can be bit-exact: "
+    "compare frames/s and the decoded count. `MediaRelay` runs unbuffered, "
+    "so an encoder that falls behind skips to the newest picture.",
+    "janus": "Janus runs with the HTTP transport on 127.0.0.1, the VideoRoom "
+    "plugin and nothing else, its ICE limited to `lo` through the "
+    "`sfu/getifaddrs_lo.c` shim.",
+}
 
 RELAY_TITLES = {
     "hub": "hub (`hub serve`, RTP forwarding in Python)",
@@ -39,6 +56,14 @@ def machine_facts() -> dict[str, str]:
     for line in _command_output(["/usr/bin/janus", "--version"]).splitlines():
         if line.startswith("Janus version"):
             janus_version = line.split("(")[-1].rstrip(")")
+    hub_commit = _command_output(
+        ["git", "-C", str(REPO_DIR), "log", "-1", "--format=%h %s"]
+    ).strip()
+    hub_changes = _command_output(
+        ["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", *HUB_PATHS]
+    ).strip()
+    if hub_changes:
+        hub_commit += " (plus uncommitted changes in the hub's files)"
     versions = {}
     for package in ("aiortc", "av", "aioice", "pylibsrtp"):
         try:
@@ -53,6 +78,7 @@ def machine_facts() -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "janus": janus_version,
+        "hub_commit": hub_commit,
         "load_average": " ".join(open("/proc/loadavg").read().split()[:3]),
         **versions,
     }
@@ -97,7 +123,7 @@ def _relay_table(rows: list[dict[str, Any]]) -> list[str]:
         integrity = f"{matching} / {complete}; {decoded} / {decodable}"
         if errors:
             integrity += f" ({errors} decode errors)"
-        integrity += f" ({len(r['integrity'])} subscribers)"
+        integrity += f" ({len(r['integrity'])} sampled)"
         connected = str(r["connected"])
         if r["connected"] < r["n"]:
             connected += f" of {r['n']}"
@@ -110,6 +136,12 @@ def _relay_table(rows: list[dict[str, Any]]) -> list[str]:
             f"| {_fmt(r['machine_busy_percent'], 0)} |"
         )
     return lines
+
+
+def _saturated(row: dict[str, Any]) -> bool:
+    """Return whether some subscriber got under 90 % of the frames sent."""
+    frames = [s["frames"] for s in row["subscribers"]]
+    return bool(frames) and min(frames) < 0.9 * row["sent_frames"]
 
 
 def _slopes(rows: list[dict[str, Any]]) -> list[tuple[int, int, float, float]]:
@@ -164,11 +196,13 @@ def render(data: dict[str, Any]) -> str:
         f"{_fmt(data['args']['window'], 0)} s window that starts "
         f"{_fmt(data['args']['settle'], 0)} s after every subscriber has received "
         "video, in % of one core. Received/sent compares each subscriber's video "
-        "RTP packets with the publisher's over the same window (the two counts "
-        "are read a few milliseconds apart, so a ratio can be a little above or "
-        "below 1 with no loss). Lost packets are gaps in each subscriber's "
+        "RTP packets with the publisher's over the same window. Every process "
+        "reads its counters at the same monotonic time, half a frame after a "
+        "frame in the middle of a keyframe interval, so no keyframe burst is in "
+        "flight; a publisher or relay that runs late under load can still shift "
+        "a frame across the boundary. Lost packets are gaps in each subscriber's "
         "sequence numbers. The load generators and other people's work share the "
-        "machine's cores with the relay, so the machine-busy column shows how "
+        "machine's 2 cores with the relay, so the machine-busy column shows how "
         "full the machine was.",
         "",
         "## Machine and command",
@@ -180,21 +214,31 @@ def render(data: dict[str, Any]) -> str:
         f"- Python {machine['python']}, aiortc {machine['aiortc']}, PyAV "
         f"{machine['av']}, aioice {machine['aioice']}, pylibsrtp "
         f"{machine['pylibsrtp']}, Janus {machine['janus']} (Debian).",
+        f"- Hub: commit {machine['hub_commit']}.",
         f"- Command: `{data['command']}` (took {data['elapsed_seconds']} s).",
         "",
     ]
     for relay in relays:
         rows = [r for r in results if r["relay"] == relay]
         out += [f"## {RELAY_TITLES.get(relay, relay)}", ""]
+        if relay in RELAY_NOTES:
+            out += [RELAY_NOTES[relay], ""]
         out += _relay_table(rows)
-        slopes = _slopes(_ok(results, relay))
+        ok_rows = _ok(results, relay)
+        slopes = _slopes(ok_rows)
         if slopes:
             out += ["", "CPU per added subscriber:", ""]
             for n1, n2, delta, per_packet in slopes:
-                out.append(
+                line = (
                     f"- N {n1} to {n2}: {_fmt(delta, 3)} % of a core per subscriber "
-                    f"({_fmt(per_packet, 0)} us per forwarded packet)"
+                    f"({_fmt(per_packet, 0)} us per packet the publisher sent)"
                 )
+                if any(_saturated(r) for r in ok_rows if r["n"] in (n1, n2)):
+                    line += (
+                        "; the relay dropped frames at these N, so this slope "
+                        "understates its cost"
+                    )
+                out.append(line)
             fit = _fit_slope(_ok(results, relay))
             if fit is not None:
                 out.append(

