@@ -74,7 +74,9 @@ async def open_conference(
 
 
 async def remote_tiles(page: Page, source: str = "camera") -> list[dict]:
-    """Return the remote tiles of `source` as {peer, name, frames, width, height}."""
+    """Return one dict per remote tile of `source`: peer id, name, label,
+    decoded frames, video size, mute flags, placeholder state and the number
+    of <audio> elements."""
     return await page.evaluate(
         """(source) => [...document.querySelectorAll(
               `#grid .tile[data-source="${source}"]`)].map((tile) => {
@@ -190,7 +192,7 @@ def stop_hub(hub: HubProcess) -> None:
 @contextlib.contextmanager
 def start_hub_again(hub: HubProcess) -> Iterator[subprocess.Popen]:
     """Start a new `hub serve` with the configuration (and so the port) of the
-    stopped `hub`; yield the new process once it answers /healthz."""
+    stopped `hub`; yield the new process once GET /healthz returns 200."""
     log = (hub.log_path.parent / "hub-restarted.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve", "--config", str(hub.config_path)],

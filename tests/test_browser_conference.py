@@ -96,7 +96,7 @@ SCREEN_FRAMES = """(selector) => {
 
 def save_screenshot(path: Path) -> None:
     """Copy a screenshot to HUB_TEST_SCREENSHOT_DIR when that is set, so a
-    person can look at the layout; the test's own copy stays in tmp_path."""
+    person can look at the layout. The test's own copy stays in tmp_path."""
     target = os.environ.get("HUB_TEST_SCREENSHOT_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
@@ -322,8 +322,8 @@ async def test_real_clip_decodes_far_side(fresh_hub, tmp_path: Path) -> None:
         # Three received frames, some way apart, each look like a frame of
         # the clip.
         for _ in range(3):
-            shown = await frame_counts(receiver)
-            await wait_for_frames(receiver, {sender_id: shown[sender_id] + 5})
+            decoded = await frame_counts(receiver)
+            await wait_for_frames(receiver, {sender_id: decoded[sender_id] + 5})
             luma = await receiver.evaluate(
                 THUMBNAIL, [sender_id, THUMB_WIDTH, THUMB_HEIGHT]
             )
@@ -371,6 +371,26 @@ async def test_rejoin_after_hub_restart(fresh_hub) -> None:
                 before = await frame_counts(page)
                 await wait_for_frames(page, {other: before[other] + MORE_FRAMES})
             await browser.close()
+
+
+async def test_join_reports_unreachable_hub(fresh_hub) -> None:
+    async with async_playwright() as playwright:
+        browser = await launch_chromium(playwright)
+        page = await browser.new_page()
+        await page.goto(f"{fresh_hub.url}/?room={ROOM}")
+        await page.fill("#name-input", NAMES[0])
+        stop_hub(fresh_hub)
+        await page.click("#join-button")
+        await page.wait_for_selector(
+            "#left-view", state="visible", timeout=timeout_ms()
+        )
+        message = await page.text_content("#left-message")
+        assert message == f"与会议室 {ROOM} 的连接已中断"
+        notice = await page.text_content(".notice-error")
+        assert notice.startswith(f"无法加入会议室 {ROOM}：无法连接会商服务")
+        assert await page.is_visible("#rejoin-button")
+        assert await page.text_content("#connection-state") == "连接失败"
+        await browser.close()
 
 
 SESSION_ERROR = """async ([room, name]) => {

@@ -14,7 +14,13 @@ import {
   t,
   translatePage,
 } from "./i18n.js";
-import { HubError, HubSession, validateName, validateRoom } from "./signaling.js";
+import {
+  CLIENT_ERRORS,
+  HubError,
+  HubSession,
+  validateName,
+  validateRoom,
+} from "./signaling.js";
 
 const NAME_STORAGE_KEY = "hub.name";
 const NOTICE_LIFETIME_MS = 8_000;
@@ -244,12 +250,12 @@ class ConferenceApp {
       this.#startSession();
       await this.#session.join();
     } catch (err) {
-      // Session errors have already been shown through the "error" event.
-      if (!(err instanceof HubError)) {
-        this.#notices.show(
-          t("join.failed", { room: this.#room, reason: err.message }),
-          "error",
-        );
+      // Errors sent by the hub have already been shown through the "error"
+      // event; failures found by the client itself have not.
+      const fromClient = Object.values(CLIENT_ERRORS).includes(err.code);
+      if (!(err instanceof HubError) || fromClient) {
+        const reason = err instanceof HubError ? describeError(err) : err.message;
+        this.#notices.show(t("join.failed", { room: this.#room, reason }), "error");
       }
       this.#session?.leave();
       this.#showLeft("failed");
@@ -376,7 +382,7 @@ class ConferenceApp {
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
     } catch (err) {
-      // NotAllowedError: the user closed the picker, which needs no message.
+      // A NotAllowedError means the user closed the picker, which needs no message.
       if (err.name !== "NotAllowedError") {
         this.#notices.show(t("notice.shareFailed", { reason: err.message || err.name }), "error");
       }
@@ -465,7 +471,8 @@ class ConferenceApp {
   }
 
   #renderLeft() {
-    const key = { removed: "left.removed", failed: "left.failed" }[this.#leftReason] ?? "left.heading";
+    const keys = { removed: "left.removed", failed: "left.failed" };
+    const key = keys[this.#leftReason] ?? "left.heading";
     this.#elements.leftMessage.textContent = t(key, { room: this.#room });
   }
 
@@ -495,7 +502,8 @@ class ConferenceApp {
       this.#cameraMuted ? "controls.cameraOn" : "controls.cameraOff",
       this.#cameraMuted,
     );
-    label(el.shareButton, this.#screen ? "controls.stopShare" : "controls.share", Boolean(this.#screen));
+    const sharing = this.#screen !== null;
+    label(el.shareButton, sharing ? "controls.stopShare" : "controls.share", sharing);
     el.shareButton.disabled = !navigator.mediaDevices?.getDisplayMedia;
   }
 
@@ -518,7 +526,7 @@ class ConferenceApp {
     this.#elements.joinError.hidden = false;
   }
 
-  // Test and diagnostics hook: read-only access to WebRTC statistics.
+  // Test and diagnostics hook with read-only access to WebRTC statistics.
   #exposeDebugHook() {
     const hook = {
       state: () => this.#session?.state ?? "closed",

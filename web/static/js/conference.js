@@ -39,7 +39,8 @@ async function startPlayback(media, onBlocked) {
   try {
     await media.play();
   } catch (err) {
-    // AbortError: a newer srcObject replaced this one, nothing to report.
+    // An AbortError means a newer srcObject replaced this one, which needs no
+    // report.
     if (err.name === "NotAllowedError") {
       onBlocked(media);
     }
@@ -282,7 +283,7 @@ export class ConferenceView {
       tile.audioMuted = false;
       tile.render();
     }
-    // A screen tile lives only as long as the screen is shared; the camera
+    // A screen tile lives only as long as the screen is shared. The camera
     // tile stays until the participant leaves.
     if (tile.source === "screen" && tile.empty) {
       tile.destroy();

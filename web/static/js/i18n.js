@@ -51,7 +51,6 @@ const STRINGS = {
     "tile.micMuted": "已静音",
     "tile.cameraOff": "摄像头已关闭",
     "tile.noVideo": "无画面",
-    "tile.connecting": "等待画面",
 
     "left.heading": "您已离开会议室 {room}",
     "left.removed": "您已被移出会议室 {room}",
@@ -160,7 +159,6 @@ const STRINGS = {
     "tile.micMuted": "Muted",
     "tile.cameraOff": "Camera off",
     "tile.noVideo": "No video",
-    "tile.connecting": "Waiting for video",
 
     "left.heading": "You left room {room}",
     "left.removed": "You were removed from room {room}",
@@ -239,7 +237,7 @@ function storedLanguage() {
   try {
     return localStorage.getItem(STORAGE_KEY);
   } catch {
-    // Storage is blocked (private mode, file:// pages): use the default.
+    // Storage is blocked (private mode, file:// pages), so use the default.
     return null;
   }
 }
@@ -248,7 +246,7 @@ function storeLanguage(lang) {
   try {
     localStorage.setItem(STORAGE_KEY, lang);
   } catch {
-    // Same as above: the choice then lasts for this page only.
+    // Storage is blocked, so the choice lasts for this page only.
   }
 }
 
@@ -273,7 +271,7 @@ export function currentLanguage() {
   return language;
 }
 
-/** Switches the language, remembers it, re-translates the page and tells listeners. */
+/** Switches the language, stores it, re-translates the page and calls the listeners. */
 export function setLanguage(lang) {
   if (!LANGUAGES.includes(lang)) {
     throw new Error(`unsupported language ${JSON.stringify(lang)}: expected one of ${LANGUAGES}`);

@@ -24,7 +24,7 @@ export const SOURCES = ["camera", "microphone", "screen", "screen-audio"];
 
 const PING_INTERVAL_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 15_000;
-// Delays before each reconnection attempt; the session gives up after the last.
+// Delays before each reconnection attempt. The session gives up after the last one.
 const RECONNECT_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000];
 const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const MAX_NAME_LENGTH = 64;
@@ -33,8 +33,8 @@ const MAX_NAME_LENGTH = 64;
 const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_REMOVED = 4409;
 
-// Codes for failures detected by the client itself; the hub's codes are listed
-// in docs/protocol.md.
+// Codes for failures detected by the client itself. The hub's own codes are
+// listed in docs/protocol.md.
 export const CLIENT_ERRORS = {
   socket: "socket-failed",
   timeout: "request-timed-out",
@@ -86,8 +86,8 @@ export class HubSession extends EventTarget {
 
   // Local media, keyed by source: {track, stream, transceiver}.
   #local = new Map();
-  // Transceivers of the up connection that carry nothing now; a later addTrack
-  // of the same kind reuses one instead of growing the SDP.
+  // Transceivers of the up connection that carry nothing now. A later addTrack
+  // of the same kind reuses one, so the SDP does not grow with each share.
   #retired = [];
   #upChain = Promise.resolve();
   #upDirty = false;
@@ -161,13 +161,13 @@ export class HubSession extends EventTarget {
     return this.#roomTracks;
   }
 
-  /** The two peer connections, for getStats in diagnostics; either may be null. */
+  /** The two peer connections, for getStats in diagnostics. Either may be null. */
   get connections() {
     return { up: this.#up, down: this.#down };
   }
 
   /**
-   * Opens the socket and joins the room. Resolves with the `joined` message;
+   * Opens the socket and joins the room. Resolves with the `joined` message, or
    * rejects with a HubError if the hub rejects the join or cannot be reached.
    */
   async join() {
@@ -197,7 +197,7 @@ export class HubSession extends EventTarget {
     return this.#renegotiateUp();
   }
 
-  /** Stops publishing `source`; the hub ends that track for the others. */
+  /** Stops publishing `source`, so the hub ends that track for the others. */
   async removeTrack(source) {
     const entry = this.#local.get(source);
     if (!entry) {
@@ -213,8 +213,9 @@ export class HubSession extends EventTarget {
   }
 
   /**
-   * Mutes or unmutes a published source: the track is disabled (silence or
-   * black frames) and the hub tells the others with a `tracks` event.
+   * Mutes or unmutes a published source. The track is disabled (it sends
+   * silence or black frames) and the hub sends the new state to the others in
+   * a `tracks` event.
    */
   async setMuted(source, muted) {
     const entry = this.#local.get(source);
@@ -236,7 +237,7 @@ export class HubSession extends EventTarget {
     await this.#request({ type: "unsubscribe", tracks: [...ids] });
   }
 
-  /** Leaves the room and closes everything; the session cannot be reused. */
+  /** Leaves the room and closes everything. The session cannot be reused. */
   leave() {
     if (this.#closing) {
       return;
@@ -289,7 +290,8 @@ export class HubSession extends EventTarget {
           reject(
             new HubError(
               CLIENT_ERRORS.socket,
-              `cannot connect to ${this.#url} (close code ${event.code}); check that the hub is running`,
+              `cannot connect to ${this.#url} (close code ${event.code}): ` +
+                "check that the hub is running and reachable",
             ),
           );
         }
@@ -731,7 +733,7 @@ export class HubSession extends EventTarget {
         continue;
       }
       const reusable = this.#retired.findIndex(
-        (t) => t.receiver.track.kind === entry.track.kind && !t.stopped,
+        (t) => t.receiver.track.kind === entry.track.kind,
       );
       if (reusable >= 0) {
         entry.transceiver = this.#retired.splice(reusable, 1)[0];
@@ -840,7 +842,8 @@ export class HubSession extends EventTarget {
       if (!receiver) {
         this.#emitError(
           "bad-message",
-          `hub's offer names media section ${mid} for track ${entry.track}, but the SDP has no such section`,
+          `hub's offer names media section ${mid} for track ${entry.track}, ` +
+            "but its SDP has no such section",
         );
         continue;
       }

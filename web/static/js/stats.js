@@ -88,6 +88,7 @@ function renderParticipants(room) {
     ["stats.peerName", false],
     ["stats.peerId", false],
   ]);
+  node.classList.add("peers");
   for (const peer of peers) {
     body.append(row([cell("td", peer.name ?? ""), cell("td", peer.id ?? "", "ids")]));
   }
