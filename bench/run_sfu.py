@@ -136,9 +136,9 @@ def snapshot_time(first_frame: float, earliest: float) -> float:
     """Return a monotonic time, not before `earliest`, halfway between frames.
 
     The publisher sends frame k at `first_frame + k / FPS`. The chosen time
-    falls half a frame after a frame in the middle of a keyframe interval,
-    when the small frame before it has been forwarded and no keyframe burst
-    is in flight, so sent and received counts read there agree.
+    falls half a frame after a frame in the middle of a keyframe interval.
+    By then the small frame before it has been forwarded and no keyframe
+    burst is in flight, so sent and received counts read there agree.
     """
     slot = math.ceil((earliest - first_frame) * FPS)
     middle = KEYFRAME_INTERVAL // 2
@@ -319,11 +319,13 @@ class Bench:
             result.error = f"{type(exc).__name__}: {exc}" or type(exc).__name__
             logger.error("relay=%s n=%d failed: %s", relay, n, result.error)
         finally:
-            # Load generators first, so the relay sees them leave; relay last.
+            # Children are [relay, publisher, subscriber processes...]: stop
+            # the subscribers, then the publisher, then the relay.
             await asyncio.gather(
-                *(child.stop() for child in reversed(children)),
-                return_exceptions=True,
+                *(child.stop() for child in children[2:]), return_exceptions=True
             )
+            for child in reversed(children[:2]):
+                await child.stop()
         return result
 
     async def _measure(
@@ -544,8 +546,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-n",
         type=_max_n,
         default={"relay": 40},
-        help="skip a relay above this N, as RELAY=N pairs (default: relay=40, "
-        "because the decode and re-encode baseline fills the machine at N=10)",
+        help="skip a relay above this N, as RELAY=N pairs; an empty value runs "
+        "every relay at every N (default: relay=40, because the decode and "
+        "re-encode baseline fills the machine at N=10)",
     )
     parser.add_argument(
         "--window", type=float, default=20.0, help="measured seconds (default 20)"

