@@ -66,6 +66,14 @@ AUDIO_PACKETS_GREW = """async ([before, more]) => {
   return Object.entries(before).every(([ssrc, n]) => (now[ssrc] ?? 0) >= n + more);
 }"""
 
+# Chromium's fake microphone beeps, so decoded audio has energy above zero.
+AUDIO_HAS_ENERGY = """async (streams) => {
+  const energies = (await window.__hub.getStats("down"))
+    .filter((s) => s.type === "inbound-rtp" && s.kind === "audio")
+    .map((s) => s.totalAudioEnergy ?? 0);
+  return energies.length === streams && energies.every((e) => e > 0);
+}"""
+
 PLAYING_AUDIO = """(peer) => [...document.querySelectorAll(
   `#grid .tile[data-peer="${peer}"] audio`)].filter(
     (audio) => !audio.paused && audio.srcObject !== null).length"""
@@ -152,6 +160,9 @@ async def test_three_pages_see_hear_and_leave(fresh_hub, tmp_path: Path) -> None
                 arg=[before, MORE_PACKETS],
                 timeout=timeout_ms(),
                 polling=500,
+            )
+            await page.wait_for_function(
+                AUDIO_HAS_ENERGY, arg=2, timeout=timeout_ms(), polling=500
             )
             for other in (ids[i] for i in range(3) if i != index):
                 playing = await page.evaluate(PLAYING_AUDIO, other)
