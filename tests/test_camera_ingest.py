@@ -257,6 +257,26 @@ async def test_server_restart_reconnects_by_itself(tmp_path):
     }
 
 
+@needs_gstreamer
+async def test_udp_transport_delivers_frames(rtsp):
+    registry = CameraRegistry.from_list(
+        [camera("c14", rtsp.url("/clip"), transport="udp")]
+    )
+    manager = CameraManager(registry, fast_settings())
+    try:
+        feed = manager.feed("c14")
+        sink = Collector()
+        feed.add_sink(sink)
+        await sink.wait_frames(20)
+    finally:
+        await manager.close()
+    frames = decode_units(depacketize(sink.packets))
+    assert len(frames) >= 20
+    assert {(frame.width, frame.height) for frame in frames} == {
+        (CLIP_WIDTH, CLIP_HEIGHT)
+    }
+
+
 async def test_silent_server_times_out_not_hangs():
     server = SilentRtspServer()
     await server.start()
@@ -298,7 +318,9 @@ async def test_snapshot_api_returns_jpeg(rtsp):
     app = Starlette(routes=make_routes(registry, manager))
     transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://h"
+        ) as client:
             response = await client.get("/api/cameras/c5/snapshot.jpg", timeout=60)
             listing = await client.get("/api/cameras")
     finally:
@@ -321,7 +343,9 @@ async def test_snapshot_of_offline_camera_is_503():
     app = Starlette(routes=make_routes(registry, manager))
     transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://h"
+        ) as client:
             response = await client.get("/api/cameras/c6/snapshot.jpg", timeout=60)
     finally:
         await manager.close()

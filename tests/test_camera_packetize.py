@@ -66,7 +66,9 @@ def clip_packets(limit: int = 30):
                 continue
             nals = framer.frame(bytes(packet))
             seconds = media_seconds(packet.pts, packet.time_base)
-            result.append((nals, packetizer.packetize(nals, timeline.timestamp(seconds))))
+            result.append(
+                (nals, packetizer.packetize(nals, timeline.timestamp(seconds)))
+            )
             if len(result) == limit:
                 break
         return framer, result

@@ -119,13 +119,13 @@ async def test_provider_resolves_password_from_environment(monkeypatch):
 async def test_api_masks_password(api):
     client, _ = api
     listing = await client.get("/api/cameras")
-    one = await client.get("/api/cameras/53080200001320000009")
+    single = await client.get("/api/cameras/53080200001320000009")
     assert listing.status_code == 200
-    assert one.status_code == 200
-    for response in (listing, one):
+    assert single.status_code == 200
+    for response in (listing, single):
         assert SECRET not in response.text
         assert "Xl%23" not in response.text
-    camera = one.json()
+    camera = single.json()
     assert camera["password"] == PASSWORD_MASK
     assert camera["username"] == "admin"
     assert camera["network_label"] == "雪亮工程"

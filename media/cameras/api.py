@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 Authorize = Callable[[Request, str], "bool | Awaitable[bool]"]
 """Decides whether `request` may perform `action`: "cameras.read",
 "cameras.write" or "cameras.snapshot". It returns (or awaits to) a bool, or
-raises starlette's HTTPException to answer with its own status."""
+raises starlette's HTTPException to respond with its own status."""
 
 MAX_BODY_BYTES = 16 * 1024
 Endpoint = Callable[[Request], Awaitable[Response]]

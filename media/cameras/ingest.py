@@ -52,7 +52,7 @@ STATS_WINDOW = 2.0  # seconds of history behind fps and bitrate
 
 
 class FeedOffline(CameraError):
-    """The camera stream is not delivering media; `last_error` says why."""
+    """The camera stream is not delivering media; the message contains the reason."""
 
     code = "camera-offline"
 
@@ -437,14 +437,23 @@ class CameraFeed:
             daemon=True,
         )
         thread.start()
-        # Backstop for a thread stuck where PyAV's interrupt does not reach:
-        # report the camera offline and ask the thread to end.
-        limit = max(self.settings.open_timeout, self.settings.read_timeout) + 2
+        # Watchdog: PyAV applies open_timeout to avformat_open_input and again
+        # to avformat_find_stream_info, so opening alone may take twice as
+        # long. The watchdog reports the camera offline once the configured
+        # time has passed, and covers a thread stuck where PyAV's interrupt
+        # callback is not checked.
+        settings = self.settings
         try:
             while not done.done():
-                await asyncio.wait({done}, timeout=0.5)
+                await asyncio.wait({done}, timeout=0.25)
+                if done.done() or session.stop.is_set():
+                    continue
                 idle = time.monotonic() - session.last_activity
-                if not done.done() and idle > limit and not session.stop.is_set():
+                if session.opening:
+                    limit = settings.open_timeout + 0.5
+                else:
+                    limit = settings.read_timeout + 1
+                if idle > limit:
                     message = session.timeout_message()
                     session.request_stop(message)
                     self._fail(message)
@@ -624,7 +633,7 @@ class _Session:
         self._pending = 0
         self._lock = threading.Lock()
         self._history: collections.deque[tuple[float, int]] = collections.deque()
-        self._opening = True
+        self.opening = True
         # Viewers cannot decode anything before the first keyframe.
         self._skip_to_keyframe = True
         self._dropping = False
@@ -651,10 +660,10 @@ class _Session:
 
     def timeout_message(self) -> str:
         limit = (
-            self.settings.open_timeout if self._opening else self.settings.read_timeout
+            self.settings.open_timeout if self.opening else self.settings.read_timeout
         )
         message = f"timed out after {limit:g} s waiting for media"
-        if self._opening:
+        if self.opening:
             message += " (while opening the stream)"
         return message
 
@@ -691,11 +700,11 @@ class _Session:
         try:
             self.loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:
-            pass  # the loop is closed: nobody is listening any more
+            pass  # the event loop is closed, so the result has no receiver
 
     def _describe(self, exc: av.FFmpegError) -> str:
         reason = exc.strerror or type(exc).__name__
-        verb = "open" if self._opening else "read"
+        verb = "open" if self.opening else "read"
         return self._redact(f"failed to {verb} {self.source.redacted_url}: {reason}")
 
     def _redact(self, message: str) -> str:
@@ -719,7 +728,7 @@ class _Session:
             timeout=(settings.open_timeout, settings.read_timeout),
         )
         try:
-            self._opening = False
+            self.opening = False
             self._demux(container)
         finally:
             container.close()
@@ -765,6 +774,8 @@ class _Session:
         self.framer = AccessUnitFramer(None if reason else extradata)
         if reason:
             self._start_transcode(video, reason)
+
+        # Audio: G.711 goes through as it is, anything else is dropped.
         self.audio_packetizer = None
         audio_name = ""
         if audio is not None:
@@ -787,6 +798,7 @@ class _Session:
                     f"audio {audio_context.name} {audio_context.sample_rate} Hz "
                     "dropped: only G.711 (PCMA/PCMU, 8 kHz mono) is forwarded"
                 )
+
         feed.video_timeline.rebase()
         feed.audio_timeline.rebase()
         self._call(

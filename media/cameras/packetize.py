@@ -193,7 +193,7 @@ class AccessUnitFramer:
             nals = split_avcc(data, self.length_size)
         else:
             nals = split_annexb(data)
-        kept = []
+        nals_out: list[bytes] = []
         for nal in nals:
             kind = nal_type(nal)
             if kind in (NAL_AUD, NAL_FILLER):
@@ -202,16 +202,16 @@ class AccessUnitFramer:
                 self.sps = nal
             elif kind == NAL_PPS:
                 self.pps = nal
-            kept.append(nal)
-        kinds = {nal_type(nal) for nal in kept}
+            nals_out.append(nal)
+        kinds = {nal_type(nal) for nal in nals_out}
         if NAL_IDR in kinds:
             prefix = []
             if NAL_SPS not in kinds and self.sps:
                 prefix.append(self.sps)
             if NAL_PPS not in kinds and self.pps:
                 prefix.append(self.pps)
-            kept = prefix + kept
-        return kept
+            nals_out = prefix + nals_out
+        return nals_out
 
     @property
     def profile_level_id(self) -> str | None:
@@ -230,9 +230,9 @@ class RtpTimeline:
     """Maps media time in seconds to RTP timestamps of one clock rate.
 
     The RTP timestamp starts at a random value and stays continuous across
-    reconnects and source jumps: after `rebase()` (or a jump backwards or of
-    more than `max_gap` seconds), the next timestamp follows the last one by
-    the wall-clock time that passed.
+    reconnects and source jumps. After `rebase()`, or when the media time
+    goes backwards or jumps ahead by more than `max_gap` seconds, the next
+    timestamp follows the last one by the wall-clock time that passed.
     """
 
     def __init__(self, clock_rate: int, max_gap: float = 10.0) -> None:

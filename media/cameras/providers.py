@@ -3,7 +3,7 @@
 `UrlProvider` handles cameras and NVRs addressed by a plain URL (RTSP from the
 camera itself, or an RTSP/RTMP/HTTP-FLV relay of a 雪亮/天眼 platform).
 GB/T 28181 and vendor platform SDKs (海康 iSC/Artemis, 大华 ICC and the like)
-hand out a URL only after a signalling exchange; their providers are declared
+hand out a URL only after a signalling exchange. Their providers are declared
 here as the interface they must meet, and are not implemented.
 """
 
@@ -22,7 +22,8 @@ class ProviderError(CameraError):
 
 @dataclass(frozen=True)
 class StreamSource:
-    """What to open: `url` may carry credentials, so log `redacted_url` only.
+    """A stream location for av.open. `url` may carry credentials, so log
+    `redacted_url` only.
 
     `options` are FFmpeg demuxer/protocol options passed to av.open, such as
     {"rtsp_transport": "tcp"}.

@@ -151,6 +151,25 @@ def _check_url(camera_id: str, name: str, url: str, required: bool) -> None:
         )
 
 
+def _check_field_types(camera_id: str, data: dict[str, Any]) -> None:
+    for spec in fields(Camera):
+        if spec.name not in data:
+            continue
+        value = data[spec.name]
+        expected = bool if spec.type in ("bool", bool) else str
+        if not isinstance(value, expected):
+            kind = "boolean" if expected is bool else "string"
+            raise InvalidCamera(
+                f"camera {camera_id!r}: {spec.name} must be a {kind}, got {value!r}"
+            )
+        too_long = isinstance(value, str) and len(value) > MAX_TEXT
+        if too_long and spec.name not in ("main_url", "sub_url"):
+            raise InvalidCamera(
+                f"camera {camera_id!r}: {spec.name} is longer than {MAX_TEXT} "
+                "characters"
+            )
+
+
 def validate_camera(data: dict[str, Any]) -> Camera:
     """Build a Camera from a mapping, raising InvalidCamera on any bad field."""
     if not isinstance(data, dict):
@@ -167,24 +186,8 @@ def validate_camera(data: dict[str, Any]) -> Camera:
             "camera id must be 1-64 letters, digits, '.', '_' or '-' starting "
             f"with a letter or digit, got {camera_id!r}"
         )
-    for key, spec in known.items():
-        if key not in data:
-            continue
-        value = data[key]
-        expected = bool if spec.type in ("bool", bool) else str
-        if not isinstance(value, expected):
-            raise InvalidCamera(
-                f"camera {camera_id!r}: {key} must be a "
-                f"{'boolean' if expected is bool else 'string'}, got {value!r}"
-            )
-        if (
-            expected is str
-            and key not in ("main_url", "sub_url")
-            and (len(value) > MAX_TEXT)
-        ):
-            raise InvalidCamera(
-                f"camera {camera_id!r}: {key} is longer than {MAX_TEXT} characters"
-            )
+    _check_field_types(camera_id, data)
+
     camera = Camera(**data)
     if not camera.name.strip():
         raise InvalidCamera(f"camera {camera_id!r}: name is missing")
@@ -208,6 +211,7 @@ def validate_camera(data: dict[str, Any]) -> Camera:
             f"camera {camera_id!r}: password_env must be an environment variable "
             f"name such as CAMERA_PASSWORD, got {camera.password_env!r}"
         )
+
     if camera.provider not in PROVIDERS:
         raise InvalidCamera(
             f"camera {camera_id!r}: provider must be one of {', '.join(PROVIDERS)}, "

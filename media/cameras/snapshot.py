@@ -34,7 +34,7 @@ class Snapshot:
     jpeg: bytes
     width: int
     height: int
-    taken: float  # time.monotonic() when it was encoded
+    encoded_at: float  # time.monotonic() when it was encoded
 
 
 def decode_last_picture(gop: GopSnapshot) -> av.VideoFrame:
@@ -98,7 +98,10 @@ class SnapshotCache:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._snapshots.get(key)
-            if cached is not None and time.monotonic() - cached.taken < self.max_age:
+            if (
+                cached is not None
+                and time.monotonic() - cached.encoded_at < self.max_age
+            ):
                 return cached
             if gop is None:
                 raise SnapshotError(
