@@ -17,6 +17,7 @@ from hub.rooms import RoomManager
 from hub.stats import StatsCollector
 from media import ice, transcode_counter
 from media.peer import MediaSettings
+from signaling.access import Access, access_routes
 from signaling.service import SignalingService
 from signaling.websocket import SignalingEndpoint
 
@@ -36,11 +37,12 @@ class Hub:
             keyframe_request_interval=config.media.keyframe_request_interval,
             nack_history=config.media.nack_history,
         )
+        self.access = Access.from_config(config)
         self.signaling = SignalingService(
             self.rooms,
             self.media_settings,
             config.ice.servers,
-            authenticate=None,
+            access=self.access,
         )
         self.stats = StatsCollector(self.rooms)
 
@@ -91,6 +93,7 @@ def create_app(config: Config) -> Starlette:
         Route("/api/stats", stats),
         Route("/healthz", health),
         Route("/stats", stats_page),
+        *access_routes(hub.access, hub.rooms),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

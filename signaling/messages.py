@@ -20,6 +20,14 @@ MAX_TRACK_IDS = 256
 ROOM_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 REQUEST_ID_MAX = 64
 SOURCES = ("camera", "microphone", "screen", "screen-audio")
+# Sources of each media kind; a section offering another is rejected.
+SOURCES_OF_KIND = {
+    "audio": ("microphone", "screen-audio"),
+    "video": ("camera", "screen"),
+}
+MUTABLE_BY_HOST = ("microphone", "camera")
+SESSION_KINDS = ("joint", "mediation", "lecture")
+PEER_ID_MAX = 64
 PC_NAMES = ("up", "down")
 
 CLIENT_TYPES = (
@@ -32,6 +40,22 @@ CLIENT_TYPES = (
     "mute",
     "ping",
     "leave",
+    # Session controls (signaling/moderation.py).
+    "chat",
+    "raise-hand",
+    "give-floor",
+    "take-floor",
+    "roll-call",
+    "mute-all",
+    "mute-peer",
+    "remove",
+    "lock",
+    "unlock",
+    "admit",
+    "side-room",
+    "return",
+    "recording",
+    "attendance",
 )
 
 
@@ -91,6 +115,12 @@ def parse(frame: str | bytes, max_bytes: int) -> dict:
         raise ProtocolError(
             f"message is not valid JSON: {exc}", code="bad-json"
         ) from None
+    except RecursionError:
+        raise ProtocolError(
+            "message nests arrays or objects too deeply to decode; send a flat "
+            "JSON object",
+            code="bad-json",
+        ) from None
     if not isinstance(message, dict):
         raise ProtocolError(
             f"message must be a JSON object, got {_describe(message)}", code="bad-json"
@@ -119,7 +149,7 @@ def request_id_of(frame: str | bytes) -> str | None:
     """Best-effort `id` of a frame that failed to parse, to echo in the error."""
     try:
         message = json.loads(frame)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if isinstance(message, dict):
         value = message.get("id")
@@ -148,6 +178,12 @@ def _check_join(message: dict) -> dict:
     if not name.strip():
         raise ProtocolError("field 'name' must not be empty; send a display name")
     token = _string(message, "token", 4096, required=False)
+    kind = _string(message, "kind", 16, required=False)
+    if kind is not None and kind not in SESSION_KINDS:
+        raise ProtocolError(
+            f"field 'kind' must be one of {', '.join(SESSION_KINDS)}, "
+            f"got {_describe(kind)}"
+        )
     subscribe = _string(message, "subscribe", 8, required=False) or "all"
     if subscribe not in ("all", "none"):
         raise ProtocolError(
@@ -159,6 +195,7 @@ def _check_join(message: dict) -> dict:
         "room": room,
         "name": name.strip(),
         "token": token,
+        "kind": kind,
         "subscribe": subscribe,
     }
 
@@ -234,7 +271,8 @@ def _check_ice(message: dict) -> dict:
         not isinstance(index, int) or isinstance(index, bool) or index < 0
     ):
         raise ProtocolError(
-            f"candidate.sdpMLineIndex must be a non-negative integer, got {_describe(index)}"
+            "candidate.sdpMLineIndex must be a non-negative integer, "
+            f"got {_describe(index)}"
         )
     return {
         **message,
@@ -261,13 +299,71 @@ def _check_mute(message: dict) -> dict:
     source = _string(message, "source", 16)
     if source not in SOURCES:
         raise ProtocolError(
-            f"field 'source' must be one of {', '.join(SOURCES)}, got {_describe(source)}"
+            f"field 'source' must be one of {', '.join(SOURCES)}, "
+            f"got {_describe(source)}"
         )
     _field(message, "muted", bool)
     return message
 
 
 def _check_plain(message: dict) -> dict:
+    return message
+
+
+def _check_peer(
+    message: dict, *, required: bool = True, nullable: bool = False
+) -> dict:
+    if nullable and message.get("peer", "") is None:
+        return {**message, "peer": None}
+    peer = _string(message, "peer", PEER_ID_MAX, required=required)
+    if peer is not None and not peer:
+        raise ProtocolError(
+            f"field 'peer' of {message['type']!r} must not be empty; send a peer id "
+            "from 'joined', 'peer-joined' or 'waiting-list'"
+        )
+    return {**message, "peer": peer}
+
+
+def _check_target(message: dict) -> dict:
+    return _check_peer(message)
+
+
+def _check_roll_call(message: dict) -> dict:
+    return _check_peer(message, nullable=True)
+
+
+def _check_take_floor(message: dict) -> dict:
+    return _check_peer(message, required=False)
+
+
+def _check_chat(message: dict) -> dict:
+    text = _string(message, "text", MAX_TEXT_CHARS)
+    if not text.strip():
+        raise ProtocolError("field 'text' of 'chat' must not be blank; type a message")
+    return {**message, "text": text.strip()}
+
+
+def _check_raise_hand(message: dict) -> dict:
+    raised = _field(message, "raised", bool, required=False)
+    return {**message, "raised": True if raised is None else raised}
+
+
+def _check_host_mute(message: dict) -> dict:
+    source = _string(message, "source", 16, required=False) or "microphone"
+    if source not in MUTABLE_BY_HOST:
+        raise ProtocolError(
+            f"field 'source' must be one of {', '.join(MUTABLE_BY_HOST)}, "
+            f"got {_describe(source)}"
+        )
+    return {**message, "source": source}
+
+
+def _check_mute_peer(message: dict) -> dict:
+    return _check_host_mute(_check_peer(message))
+
+
+def _check_recording(message: dict) -> dict:
+    _field(message, "on", bool)
     return message
 
 
@@ -281,4 +377,19 @@ _CHECKS = {
     "mute": _check_mute,
     "ping": _check_plain,
     "leave": _check_plain,
+    "chat": _check_chat,
+    "raise-hand": _check_raise_hand,
+    "give-floor": _check_target,
+    "take-floor": _check_take_floor,
+    "roll-call": _check_roll_call,
+    "mute-all": _check_host_mute,
+    "mute-peer": _check_mute_peer,
+    "remove": _check_target,
+    "lock": _check_plain,
+    "unlock": _check_plain,
+    "admit": _check_target,
+    "side-room": _check_target,
+    "return": _check_target,
+    "recording": _check_recording,
+    "attendance": _check_plain,
 }

@@ -1,7 +1,13 @@
 """The signaling service: what each client message does to rooms,
 participants and their media. Transport-independent: the WebSocket endpoint
 (signaling/websocket.py) feeds it checked messages and writes out what the
-participants' outboxes hold."""
+participants' outboxes hold.
+
+Every message is checked against the participant's role in the room's kind
+of session (hub/roles.py). The session controls (chat, floor, waiting room,
+side room, lock, ...) are in signaling/moderation.py; this module does join,
+leave, publishing and which down tracks each participant receives.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +16,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hub.errors import HubError, NotFound, ProtocolError
-from hub.rooms import Participant, Room, RoomManager
+from aiortc.sdp import SessionDescription
+
+from hub.errors import Forbidden, HubError, NotFound, ProtocolError
+from hub.roles import Action
+from hub.rooms import AttendanceEntry, Participant, Room, RoomManager, utc_now
 from media.peer import MediaSettings, PeerMedia
 from media.uptrack import UpTrack
-from signaling.messages import PROTOCOL_VERSION
+from signaling import moderation
+from signaling.access import Access, Admission
+from signaling.messages import PROTOCOL_VERSION, SOURCES_OF_KIND
 
 logger = logging.getLogger(__name__)
 
-Authenticate = Callable[[str | None, str], Any]
 Hook = Callable[..., Awaitable[None]]
+
+CLOSE_TIMEOUT = 4408
 
 
 class SignalingService:
@@ -28,14 +40,18 @@ class SignalingService:
         rooms: RoomManager,
         media_settings: MediaSettings,
         ice_servers: list,
-        authenticate: Authenticate | None = None,
+        access: Access | None = None,
     ) -> None:
         self.rooms = rooms
         self.media_settings = media_settings
         self.ice_servers = ice_servers
-        self.authenticate = authenticate
-        # Called as hook(event, room=..., participant=...) for records.
+        self.access = access if access is not None else Access()
+        # Called as `await hook(event, room=..., participant=..., **extra)` for
+        # the records layer. Events: "join" (waiting=bool), "leave" (reason=),
+        # "chat" (text=, at=), "admit" (by=), "side-room" (by=), "return"
+        # (by=), "recording" (on=, by=). `by` is the host's Participant.
         self.hooks: list[Hook] = []
+        self.controls = moderation.SessionControls(self)
         self._tasks: set[asyncio.Task] = set()
 
     # --- entry point --------------------------------------------------------
@@ -45,6 +61,12 @@ class SignalingService:
         join, a reply dict for a ping before join, otherwise None. Raises
         HubError for anything the client did wrong."""
         kind = message["type"]
+        if participant is not None and participant.left:
+            # Removed by a host, or dropped after its media failed: the socket
+            # layer closes the socket with this code.
+            if participant.close_code == moderation.CLOSE_REMOVED:
+                raise CloseRequest(moderation.CLOSE_REMOVED, "removed")
+            raise CloseRequest(CLOSE_TIMEOUT, "dropped")
         if kind == "ping":
             reply = {"type": "pong"}
             if participant is None:
@@ -64,6 +86,9 @@ class SignalingService:
             raise ProtocolError(
                 f"{kind!r} before 'join'; send 'join' first", code="not-joined"
             )
+        if self.controls.handles(kind):
+            await self.controls.handle(participant, message)
+            return None
         handler = getattr(self, f"_on_{kind}")
         await handler(participant, message)
         return None
@@ -76,16 +101,44 @@ class SignalingService:
     # --- join and leave -----------------------------------------------------
 
     async def join(self, message: dict) -> Participant:
-        identity = None
-        if self.authenticate is not None:
-            identity = self.authenticate(message.get("token"), message["room"])
-        room = self.rooms.get_or_create(message["room"])
+        room_id = message["room"]
+        open_room = self.rooms.get(room_id)
+        kind, title = self.access.room_kind(room_id, message.get("kind"), open_room)
+        token = message.get("token")
+        admission = self.access.identify(token, room_id, kind)
+        moderation.check_can_join(kind, admission.role, room_id)
+        if open_room is not None:
+            moderation.check_not_locked(open_room, admission.role)
+        session_token = None
+        if admission.is_invite:
+            session_token = self.access.redeem(admission, token, room_id)
+
+        room = self.rooms.get_or_create(room_id, kind, title)
+        participant = self._new_participant(room, message, admission)
+        user = participant.user
+        waits = moderation.needs_admission(kind, admission.role) and not (
+            user is not None and user in room.admitted_users
+        )
+        self._record_arrival(room, participant)
+        if waits:
+            self._join_waiting(room, participant, message, session_token)
+        else:
+            self._join_admitted(room, participant, message, session_token)
+        await self.run_hooks("join", room=room, participant=participant, waiting=waits)
+        return participant
+
+    def _new_participant(
+        self, room: Room, message: dict, admission: Admission
+    ) -> Participant:
+        identity = admission.identity
         participant = Participant(
             id=self.rooms.new_peer_id(),
-            name=message["name"],
+            # A verified token's name is shown, so others can trust it.
+            name=identity.name if identity is not None else message["name"],
             room=room,
             subscribe_all=message["subscribe"] == "all",
             identity=identity,
+            role=admission.role,
         )
         participant.media = PeerMedia(
             participant.id,
@@ -96,43 +149,142 @@ class SignalingService:
             on_failed=lambda pc, p=participant: self._spawn(self.leave(p, "timeout")),
         )
         participant.on_overflow = lambda p: self._spawn(self.leave(p, "disconnected"))
-        room.participants[participant.id] = participant
+        return participant
+
+    def _joined_reply(
+        self, room: Room, participant: Participant, message: dict, token: str | None
+    ) -> dict:
+        waiting = not participant.admitted
         reply = {
             "type": "joined",
             "version": PROTOCOL_VERSION,
             "room": room.id,
+            "title": room.title,
             "peer": participant.id,
-            "peers": [
-                p.info() for p in room.participants.values() if p is not participant
-            ],
-            "tracks": room.track_list(),
+            "name": participant.name,
+            "role": participant.role.value,
+            "actions": moderation.actions_of(participant),
+            "waiting": waiting,
+            "peers": [] if waiting else self._peer_list(room, participant),
+            "tracks": [] if waiting else room.track_list(),
+            "chat": [] if waiting else list(room.chat),
+            "session": room.session_state(),
             "iceServers": [
                 {"urls": s.urls, "username": s.username, "credential": s.credential}
                 for s in self.ice_servers
             ],
         }
+        if token is not None:
+            reply["token"] = token
         if "id" in message:
             reply["id"] = message["id"]
-        participant.send(reply)
-        room.broadcast(
-            {"type": "peer-joined", "peer": participant.info()}, exclude=participant
+        return reply
+
+    def _peer_list(self, room: Room, participant: Participant) -> list[dict]:
+        return [p.info() for p in room.participants.values() if p is not participant]
+
+    def _join_waiting(
+        self, room: Room, participant: Participant, message: dict, token: str | None
+    ) -> None:
+        participant.admitted = False
+        participant.waiting_since = utc_now()
+        room.waiting[participant.id] = participant
+        participant.send(self._joined_reply(room, participant, message, token))
+        participant.send(
+            {
+                "type": "waiting",
+                "room": room.id,
+                "message": "请稍候，调解员准许后即可入场。"
+                " Please wait until the mediator lets you in.",
+            }
         )
+        self.controls.send_waiting_list(room)
         logger.info(
-            "room=%s peer=%s joined as %r (%d in room)",
+            "room=%s peer=%s waiting as %r role=%s (%d waiting)",
             room.id,
             participant.id,
             participant.name,
+            participant.role.value,
+            len(room.waiting),
+        )
+
+    def _join_admitted(
+        self, room: Room, participant: Participant, message: dict, token: str | None
+    ) -> None:
+        room.participants[participant.id] = participant
+        participant.send(self._joined_reply(room, participant, message, token))
+        room.broadcast(
+            {"type": "peer-joined", "peer": participant.info()}, exclude=participant
+        )
+        if moderation.may(participant, Action.ADMIT_PARTY):
+            participant.send(moderation.waiting_list_message(room))
+        logger.info(
+            "room=%s peer=%s joined as %r role=%s (%d in room)",
+            room.id,
+            participant.id,
+            participant.name,
+            participant.role.value,
             len(room.participants),
         )
-        if participant.subscribe_all:
-            changed = False
-            for track in list(room.tracks.values()):
-                if track.owner != participant.id:
-                    changed |= participant.media.subscribe(track)
-            if changed:
-                self.schedule_negotiation(participant)
-        await self._run_hooks("join", room=room, participant=participant)
-        return participant
+        self.sync_subscriptions(participant)
+
+    def admit(self, participant: Participant) -> None:
+        """Move a waiting participant into the room and start its media."""
+        room = participant.room
+        room.waiting.pop(participant.id, None)
+        participant.admitted = True
+        participant.waiting_since = None
+        room.participants[participant.id] = participant
+        if participant.user is not None:
+            room.admitted_users.add(participant.user)
+        participant.send(
+            {
+                "type": "admitted",
+                "room": room.id,
+                "actions": moderation.actions_of(participant),
+                "peers": self._peer_list(room, participant),
+                "tracks": room.track_list(),
+                "chat": list(room.chat),
+                "session": room.session_state(),
+            }
+        )
+        # Clients that learn about peers from `peer-joined` alone (the browser
+        # client does) get one for every participant already in the room.
+        for other in list(room.participants.values()):
+            if other is not participant:
+                participant.send({"type": "peer-joined", "peer": other.info()})
+        participant.send({"type": "tracks", "tracks": room.track_list()})
+        room.broadcast(
+            {"type": "peer-joined", "peer": participant.info()}, exclude=participant
+        )
+        self.sync_subscriptions(participant)
+
+    def _record_arrival(self, room: Room, participant: Participant) -> None:
+        key = participant.user or participant.id
+        entry = room.attendance.get(key)
+        if entry is None:
+            room.attendance[key] = AttendanceEntry(
+                name=participant.name,
+                role=participant.role.value,
+                unit=participant.unit,
+                user=participant.user,
+                first_joined=participant.joined_at,
+            )
+        else:
+            entry.joins += 1
+            entry.present = True
+
+    def _record_departure(self, room: Room, participant: Participant) -> None:
+        entry = room.attendance.get(participant.user or participant.id)
+        if entry is None:
+            return
+        entry.last_left = utc_now()
+        others = [
+            p
+            for p in (*room.participants.values(), *room.waiting.values())
+            if (p.user or p.id) == (participant.user or participant.id)
+        ]
+        entry.present = bool(others)
 
     async def leave(self, participant: Participant, reason: str) -> None:
         """Remove a participant: end its tracks for everyone, close its
@@ -141,61 +293,177 @@ class SignalingService:
             return
         participant.left = True
         room = participant.room
+        was_waiting = room.waiting.pop(participant.id, None) is not None
         room.participants.pop(participant.id, None)
+        self._record_departure(room, participant)
         media = participant.media
-        if media is not None:
-            for up in media.end_up_tracks():
-                self.end_track(room, up, broadcast=False)
-        room.broadcast({"type": "peer-left", "peer": participant.id, "reason": reason})
-        room.broadcast_tracks()
+        if was_waiting:
+            self.controls.send_waiting_list(room)
+        else:
+            if media is not None:
+                for up in media.end_up_tracks():
+                    self.end_track(room, up, broadcast=False)
+            room.broadcast(
+                {"type": "peer-left", "peer": participant.id, "reason": reason}
+            )
+            room.broadcast_tracks()
+            await self.controls.forget(participant)
         logger.info(
-            "room=%s peer=%s left (%s), %d remain",
+            "room=%s peer=%s left (%s), %d remain, %d waiting",
             room.id,
             participant.id,
             reason,
             len(room.participants),
+            len(room.waiting),
         )
         if participant.negotiation_task is not None:
             participant.negotiation_task.cancel()
         if media is not None:
             await media.close()
         self.rooms.discard_if_empty(room)
-        await self._run_hooks(
-            "leave", room=room, participant=participant, reason=reason
-        )
+        await self.run_hooks("leave", room=room, participant=participant, reason=reason)
 
     # --- tracks -------------------------------------------------------------
 
-    def add_track(self, room: Room, up: UpTrack, exclude: str | None = None) -> None:
-        """Make `up` part of `room` and send it to every subscribe-all
-        participant (the publisher excluded)."""
+    def add_track(self, room: Room, up: UpTrack) -> None:
+        """Make `up` part of `room` and send it to every participant who
+        subscribes to it and may receive it now."""
         room.tracks[up.id] = up
         for other in list(room.participants.values()):
-            if other.id == (exclude or up.owner) or not other.subscribe_all:
+            if other.id == up.owner or other.media is None:
                 continue
-            if other.media is not None and other.media.subscribe(up):
+            if not (other.subscribe_all or up.id in other.wanted):
+                continue
+            if not moderation.can_receive(room, other, up.owner):
+                continue
+            if other.media.subscribe(up):
                 self.schedule_negotiation(other)
 
     def end_track(self, room: Room, up: UpTrack, broadcast: bool = True) -> None:
         room.tracks.pop(up.id, None)
         for other in list(room.participants.values()):
+            other.wanted.discard(up.id)
             if other.media is not None and other.media.unsubscribe(up.id):
                 self.schedule_negotiation(other)
         up.end()
         if broadcast:
             room.broadcast_tracks()
 
+    def sync_subscriptions(self, participant: Participant) -> None:
+        """Subscribe the participant to exactly the room's tracks it asked for
+        and may receive now (role, admission, side room), and renegotiate if
+        that changed anything."""
+        media = participant.media
+        if media is None or participant.left:
+            return
+        room = participant.room
+        wanted: dict[str, UpTrack] = {}
+        if participant.admitted and moderation.may(participant, Action.SUBSCRIBE):
+            for up in room.tracks.values():
+                if up.ended or up.owner == participant.id:
+                    continue
+                if not (participant.subscribe_all or up.id in participant.wanted):
+                    continue
+                if moderation.can_receive(room, participant, up.owner):
+                    wanted[up.id] = up
+        changed = False
+        for track_id in [t for t in media.down if t not in wanted]:
+            changed |= media.unsubscribe(track_id)
+        for up in wanted.values():
+            changed |= media.subscribe(up)
+        if changed:
+            self.schedule_negotiation(participant)
+
+    def sync_room(self, room: Room) -> None:
+        for participant in list(room.participants.values()):
+            self.sync_subscriptions(participant)
+
+    def enforce_publishing(self, participant: Participant) -> bool:
+        """End the participant's up tracks that its role no longer allows it
+        to publish (after it lost the floor). Returns whether any ended."""
+        media = participant.media
+        if media is None:
+            return False
+        ended = False
+        for mid, up in list(media.up_tracks.items()):
+            if not moderation.may_publish(participant, up.source):
+                # Dropping the mid lets a later offer on the same media
+                # section start a new track once the floor is given back.
+                media.up_tracks.pop(mid, None)
+                self.end_track(participant.room, up, broadcast=False)
+                logger.info(
+                    "room=%s peer=%s track=%s %s stopped: no longer allowed",
+                    participant.room.id,
+                    participant.id,
+                    up.id,
+                    up.source,
+                )
+                ended = True
+        if ended:
+            participant.room.broadcast_tracks()
+        return ended
+
     async def _on_publish(self, participant: Participant, message: dict) -> None:
+        refused = self._check_publish(participant, message)
         result = await participant.media.publish(message["sdp"], message["sources"])
-        reply = {"type": "answer", "pc": "up", "sdp": result.answer}
-        self._reply(participant, reply, message)
+        reply: dict = {"type": "answer", "pc": "up", "sdp": result.answer}
         room = participant.room
         for up in result.ended:
             self.end_track(room, up, broadcast=False)
-        for _mid, up in result.added:
+        for mid, up in result.added:
+            if mid in refused:
+                participant.media.up_tracks.pop(mid, None)
+                up.end()
+                continue
             up.muted = participant.muted.get(up.source, False)
             self.add_track(room, up)
+        # A later offer may relabel a section (camera to screen): check again.
+        self.enforce_publishing(participant)
+        if refused:
+            reply["refused"] = [
+                {"mid": mid, "code": "forbidden", "message": text}
+                for mid, text in refused.items()
+            ]
+        self._reply(participant, reply, message)
         room.broadcast_tracks()
+
+    def _check_publish(self, participant: Participant, message: dict) -> dict[str, str]:
+        """Check what the offer would publish. Raises Forbidden when nothing
+        in it is allowed; returns {mid: reason} for refused sections."""
+        if not participant.admitted:
+            moderation.require(participant, Action.PUBLISH_MICROPHONE)
+        try:
+            description = SessionDescription.parse(message["sdp"])
+        except Exception as exc:
+            raise ProtocolError(
+                f"the publish offer is not a valid SDP: {exc}", code="bad-sdp"
+            ) from None
+        sources = message["sources"]
+        refused: dict[str, str] = {}
+        active = 0
+        first_refusal: Forbidden | None = None
+        for media in description.media:
+            if media.direction not in ("sendonly", "sendrecv"):
+                continue
+            mid = media.rtp.muxId
+            kind = media.kind
+            if kind not in SOURCES_OF_KIND:
+                continue
+            active += 1
+            source = sources.get(mid) or ("camera" if kind == "video" else "microphone")
+            if source not in SOURCES_OF_KIND[kind]:
+                raise ProtocolError(
+                    f"media section {mid!r} is {kind} but sources[{mid!r}] is "
+                    f"{source!r}; use one of {', '.join(SOURCES_OF_KIND[kind])}"
+                )
+            try:
+                moderation.require_publish(participant, source)
+            except Forbidden as exc:
+                refused[mid] = exc.message
+                first_refusal = first_refusal or exc
+        if first_refusal is not None and len(refused) == active:
+            raise first_refusal
+        return refused
 
     # --- down negotiation ---------------------------------------------------
 
@@ -242,8 +510,8 @@ class SignalingService:
         await participant.media.add_candidate(message["pc"], message["candidate"])
 
     async def _on_subscribe(self, participant: Participant, message: dict) -> None:
+        moderation.require(participant, Action.SUBSCRIBE)
         room = participant.room
-        tracks = []
         for track_id in message["tracks"]:
             track = room.tracks.get(track_id)
             if track is None or track.ended:
@@ -251,16 +519,12 @@ class SignalingService:
                     f"track {track_id!r} is not published in room {room.id!r}; "
                     "use an id from the latest 'tracks' message"
                 )
-            tracks.append(track)
-        changed = False
-        for track in tracks:
-            if track.owner != participant.id:
-                changed |= participant.media.subscribe(track)
-        if changed:
-            self.schedule_negotiation(participant)
+        participant.wanted.update(message["tracks"])
+        self.sync_subscriptions(participant)
         self._reply(participant, {"type": "ok"}, message)
 
     async def _on_unsubscribe(self, participant: Participant, message: dict) -> None:
+        participant.wanted.difference_update(message["tracks"])
         changed = False
         for track_id in message["tracks"]:
             changed |= participant.media.unsubscribe(track_id)
@@ -275,7 +539,8 @@ class SignalingService:
             if up.source == source:
                 up.muted = muted
         self._reply(participant, {"type": "ok"}, message)
-        participant.room.broadcast_tracks()
+        if participant.admitted:
+            participant.room.broadcast_tracks()
 
     async def _on_leave(self, participant: Participant, message: dict) -> None:
         await self.leave(participant, "left")
@@ -288,14 +553,16 @@ class SignalingService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_hooks(self, event: str, **kwargs: Any) -> None:
+    async def run_hooks(self, event: str, **kwargs: Any) -> None:
         for hook in self.hooks:
             try:
                 await hook(event, **kwargs)
             except HubError:
                 raise
             except Exception:
-                logger.exception("record hook failed for %s", event)
+                logger.exception(
+                    "room=%s record hook failed for %s", kwargs["room"].id, event
+                )
 
 
 class CloseRequest(Exception):
