@@ -472,6 +472,27 @@ async def test_mp4_file_source_inserts_parameter_sets():
 
 
 @needs_gstreamer
+async def test_url_change_reconnects_feed(rtsp):
+    registry = CameraRegistry.from_list([camera("c15", rtsp.url("/clip"))])
+    manager = CameraManager(registry, fast_settings())
+    try:
+        feed = manager.feed("c15")
+        sink = Collector()
+        feed.add_sink(sink)
+        await sink.wait_frames(5)
+        registry.update("c15", {"main_url": rtsp.url("/pcma")})
+        status = await wait_for_state(
+            feed, lambda s: s.state == "online" and s.width == 320
+        )
+        await sink.wait_frames(sink.frames + 5)
+    finally:
+        await manager.close()
+    assert status.url == rtsp.url("/pcma")
+    assert status.height == 240
+    assert status.reconnects == 0  # a settings change is not a failure
+
+
+@needs_gstreamer
 async def test_feed_stops_after_linger(rtsp):
     registry = CameraRegistry.from_list([camera("c12", rtsp.url("/clip"))])
     manager = CameraManager(registry, fast_settings(linger=0.5))

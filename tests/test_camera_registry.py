@@ -10,6 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from hub.org import load_org
+from hub.roles import can_see_camera
 from media.cameras.api import make_routes
 from media.cameras.ingest import IngestSettings
 from media.cameras.manager import CameraManager
@@ -204,6 +205,37 @@ async def test_api_authorize_denies(tmp_path):
     assert actions == ["cameras.read", "cameras.write"]
     assert registry.get("53080200001320000009").name == "思茅区月光路口"
     await manager.close()
+
+
+async def test_api_hides_cameras_of_other_units():
+    org = load_org(ROOT / "configs" / "org-puer.toml")
+    registry = CameraRegistry.from_list(
+        [
+            camera_data(id="simao-1", unit="puer.simao.nanping"),
+            camera_data(id="ninger-1", unit="puer.ninger.ninger"),
+        ]
+    )
+    manager = CameraManager(registry, IngestSettings())
+
+    def can_see(request, camera):
+        # The user's unit would come from their token; here from a header.
+        return can_see_camera(org, request.headers["x-unit"], camera.unit)
+
+    app = Starlette(routes=make_routes(registry, manager, can_see=can_see))
+    transport = httpx.ASGITransport(app=app)
+    headers = {"x-unit": "puer.simao"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hub", headers=headers
+    ) as client:
+        listing = await client.get("/api/cameras")
+        own = await client.get("/api/cameras/simao-1")
+        other = await client.get("/api/cameras/ninger-1")
+        other_snapshot = await client.get("/api/cameras/ninger-1/snapshot.jpg")
+    await manager.close()
+    assert [camera["id"] for camera in listing.json()["cameras"]] == ["simao-1"]
+    assert own.status_code == 200
+    assert other.status_code == 404
+    assert other_snapshot.status_code == 404
 
 
 def test_registry_create_duplicate_raises():

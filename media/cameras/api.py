@@ -24,6 +24,7 @@ from media.cameras.ingest import FeedOffline
 from media.cameras.manager import CameraManager
 from media.cameras.registry import (
     STREAMS,
+    Camera,
     CameraError,
     CameraExists,
     CameraNotFound,
@@ -38,6 +39,11 @@ Authorize = Callable[[Request, str], "bool | Awaitable[bool]"]
 """Decides whether `request` may perform `action`: "cameras.read",
 "cameras.write" or "cameras.snapshot". It returns (or awaits to) a bool, or
 raises starlette's HTTPException to respond with its own status."""
+
+CanSee = Callable[[Request, Camera], "bool | Awaitable[bool]"]
+"""Decides whether the user of `request` may see `camera`, for example by unit
+with hub.roles.can_see_camera. A hidden camera is left out of lists and
+reported as not found (404)."""
 
 MAX_BODY_BYTES = 16 * 1024
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -132,9 +138,29 @@ def make_routes(
     registry: CameraRegistry,
     manager: CameraManager,
     authorize: Authorize | None = None,
+    *,
+    can_see: CanSee | None = None,
 ) -> list[Route]:
-    """Build the /api/cameras routes; `authorize` defaults to allowing all."""
+    """Build the /api/cameras routes. `authorize` and `can_see` default to
+    allowing everything."""
     check = authorize or allow_all
+
+    async def visible(request: Request, camera: Camera) -> bool:
+        if can_see is None:
+            return True
+        allowed = can_see(request, camera)
+        if inspect.isawaitable(allowed):
+            allowed = await allowed
+        return bool(allowed)
+
+    async def find(request: Request) -> Camera:
+        camera_id = request.path_params["camera_id"]
+        camera = registry.get(camera_id)
+        if not await visible(request, camera):
+            raise CameraNotFound(
+                f"camera {camera_id!r} not found; list cameras with GET /api/cameras"
+            )
+        return camera
 
     def describe(camera_id: str) -> dict[str, Any]:
         data = registry.get(camera_id).public()
@@ -151,12 +177,15 @@ def make_routes(
                 continue
             if unit and not (camera.unit == unit or camera.unit.startswith(unit + ".")):
                 continue
+            if not await visible(request, camera):
+                continue
             cameras.append(describe(camera.id))
         return JSONResponse({"cameras": cameras})
 
     @_guard("cameras.read", check)
     async def get_camera(request: Request) -> Response:
-        return JSONResponse(describe(request.path_params["camera_id"]))
+        camera = await find(request)
+        return JSONResponse(describe(camera.id))
 
     @_guard("cameras.write", check)
     async def create_camera(request: Request) -> Response:
@@ -165,13 +194,14 @@ def make_routes(
 
     @_guard("cameras.write", check)
     async def update_camera(request: Request) -> Response:
-        camera_id = request.path_params["camera_id"]
-        registry.update(camera_id, await _json_object(request))
-        return JSONResponse(describe(camera_id))
+        camera = await find(request)
+        registry.update(camera.id, await _json_object(request))
+        return JSONResponse(describe(camera.id))
 
     @_guard("cameras.write", check)
     async def delete_camera(request: Request) -> Response:
-        registry.delete(request.path_params["camera_id"])
+        camera = await find(request)
+        registry.delete(camera.id)
         return Response(status_code=204)
 
     @_guard("cameras.snapshot", check)
@@ -181,7 +211,8 @@ def make_routes(
             raise InvalidCamera(
                 f"query parameter 'stream' is {stream!r}; expected main or sub"
             )
-        picture = await manager.snapshot(request.path_params["camera_id"], stream)
+        camera = await find(request)
+        picture = await manager.snapshot(camera.id, stream)
         return Response(
             picture.jpeg,
             media_type="image/jpeg",

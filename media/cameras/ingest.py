@@ -849,10 +849,13 @@ class _Session:
         ahead = (seconds - start_media) - (now - start_wall)
         if ahead > 5:
             self._first_media = (now, seconds)  # timestamps jumped: start again
-        elif ahead > 0.05:
-            if self.stop.wait(ahead):
+        while ahead > 0.05:
+            # Short steps, so the watchdog sees the thread alive.
+            step = min(ahead, 0.5)
+            if self.stop.wait(step):
                 raise _StopSession
             self.last_activity = time.monotonic()
+            ahead -= step
 
     def _handle_video(self, packet: av.Packet) -> None:
         data = bytes(packet)
@@ -932,6 +935,11 @@ class _Session:
             return
         seconds = media_seconds(packet.pts, packet.time_base)
         timestamp = self.feed.audio_timeline.timestamp(seconds)
+        with self._lock:
+            backlog = self._pending
+        if backlog >= self.settings.max_pending_frames:
+            packetizer.restart()  # the next packet starts a talkspurt
+            return
         packets = packetizer.packetize(bytes(packet), timestamp)
         with self._lock:
             self._pending += 1
