@@ -9,6 +9,7 @@ transaction and acknowledged only after its commit.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -376,7 +377,8 @@ def make_routes(
     @_guard("tasks.export", check)
     async def export_csv(request: Request) -> Response:
         rows, _, name, zone = await _export(request)
-        content = export.tasks_csv(rows, str(zone))
+        # Rendering a month takes seconds; keep it off the event loop.
+        content = await asyncio.to_thread(export.tasks_csv, rows, str(zone))
         return Response(
             content,
             media_type="text/csv; charset=utf-8",
@@ -386,7 +388,9 @@ def make_routes(
     @_guard("tasks.export", check)
     async def export_xlsx(request: Request) -> Response:
         rows, (start, end, moment), name, zone = await _export(request)
-        content = export.tasks_xlsx(rows, str(zone), (start, end), moment)
+        content = await asyncio.to_thread(
+            export.tasks_xlsx, rows, str(zone), (start, end), moment
+        )
         return Response(
             content,
             media_type=(

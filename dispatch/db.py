@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -233,6 +234,10 @@ class Store:
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="dispatch-db"
         )
+        # SQLite admits one writer at a time. Queueing this process's writers
+        # on a lock wakes the next one as soon as the previous commits, where
+        # SQLite's own busy handler would poll with sleeps of up to 100 ms.
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
 
     @classmethod
     def open(
@@ -278,7 +283,11 @@ class Store:
     def writing(self) -> Iterator[Session]:
         """Yield a session in a write transaction that is committed when the
         block ends without an error and rolled back otherwise."""
-        with self._write_sessions() as session, session.begin():
+        with contextlib.ExitStack() as stack:
+            if self._write_lock is not None:
+                stack.enter_context(self._write_lock)
+            session = stack.enter_context(self._write_sessions())
+            stack.enter_context(session.begin())
             yield session
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
