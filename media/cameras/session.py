@@ -282,7 +282,7 @@ class StreamSession:
         if ahead > 5:
             self._first_media = (now, seconds)  # timestamps jumped: start again
         while ahead > 0.05:
-            # Short steps, so the watchdog sees the thread alive.
+            # Short steps keep last_activity fresh for the watchdog.
             step = min(ahead, 0.5)
             if self.stop.wait(step):
                 raise _StopSession
