@@ -403,7 +403,7 @@ def write_results(section: str) -> None:
     RESULTS.write_text(text, encoding="utf-8")
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
         "--tasks",
@@ -445,6 +445,11 @@ def main() -> int:
         help="PostgreSQL database to make a scratch schema in",
     )
     parser.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
+    return parser
+
+
+def main() -> int:
+    parser = build_parser()
     args = parser.parse_args()
     if not 0 < args.sample <= args.tasks:
         parser.error(f"--sample must be 1 to --tasks ({args.tasks}), got {args.sample}")
@@ -452,6 +457,7 @@ def main() -> int:
     for name in backends:
         if name not in ("sqlite", "postgresql"):
             parser.error(f"unknown backend {name!r}; use sqlite or postgresql")
+
     info = machine()
     runs = [asyncio.run(run_backend(name, args)) for name in backends]
     section = render(args, info, runs)

@@ -41,8 +41,8 @@ logger = logging.getLogger(__name__)
 
 Authorize = Callable[[Request, str], "bool | Awaitable[bool]"]
 """Decides whether `request` may perform `action` (e.g. "tasks.create"). It
-returns (or awaits to) a bool, or raises starlette's HTTPException to answer
-with its own status (401 for a missing token)."""
+returns (or awaits to) a bool. It may also raise starlette's HTTPException,
+whose status and detail are then sent (401 for a missing token)."""
 
 Clock = Callable[[], datetime]
 
@@ -297,10 +297,10 @@ def make_routes(
     """Return the routes of the dispatch API, to mount under ``/api``.
 
     `notify` receives live ``task-event`` pushes after each committed change
-    (see `dispatch.tasks.push_event`); `authorize(request, action)` is asked
-    before each call with one of `ACTIONS` (default: allow all);
+    (see `dispatch.tasks.push_event`). `authorize(request, action)` is
+    called before each request with one of `ACTIONS` (default: allow all).
     `unit_rooms` maps an assignee unit to the rooms that see its pushes
-    (default: the room named like the unit); `clock` returns the current
+    (default: the room named like the unit). `clock` returns the current
     aware time (default: the system clock in UTC).
     """
     check = authorize or allow_all
@@ -471,7 +471,7 @@ def make_routes(
     ]
 
     async def unmatched(request: Request) -> Response:
-        # Answer unknown paths and methods in JSON like every other error.
+        # Reply to unknown paths and methods in JSON like every other error.
         scope = dict(request.scope)
         scope["path"] = "/" + request.path_params["path"]
         for route in routes:

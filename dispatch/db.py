@@ -2,9 +2,9 @@
 event loop.
 
 SQLite (a file) is the default and PostgreSQL (``postgresql+psycopg://``) is
-for production. Service code is plain synchronous SQLAlchemy; `Store.run`
-executes it in the store's own worker threads so the asyncio loop never
-blocks on the database, and turns a lost or unreachable database into
+for production. Service code is plain synchronous SQLAlchemy. `Store.run`
+executes it in the store's own worker threads, so the asyncio loop never
+blocks on the database. It also turns a lost or unreachable database into
 `StoreUnavailable`.
 """
 
@@ -46,8 +46,8 @@ _SQLITE_UNAVAILABLE = (
 class DispatchError(Exception):
     """Base of the errors raised by the records and task services.
 
-    `code` is a stable identifier for programs; the message is for people
-    and says which value was wrong and what to do.
+    `code` is a stable identifier for programs. The message is for people:
+    it names the wrong value and what to do.
     """
 
     code = "error"
@@ -95,9 +95,10 @@ class IdempotencyConflict(Conflict):
 
 
 class StoreUnavailable(DispatchError):
-    """The database could not be reached or dropped the connection; nothing
-    from the failed call was committed unless the commit itself had already
-    succeeded (a retry with the same idempotency key tells which)."""
+    """The database could not be reached or dropped the connection.
+
+    Nothing from the failed call was committed, unless the commit itself had
+    already succeeded. A retry with the same idempotency key shows which."""
 
     code = "database-unavailable"
 
@@ -111,10 +112,10 @@ def make_engine(
 ) -> Engine:
     """Create an engine for `url` with the settings the services rely on.
 
-    SQLite: the parent folder of the file is created, WAL journaling and
-    foreign keys are switched on, and a connection whose execution options
-    carry ``sqlite_write=True`` starts its transaction with BEGIN IMMEDIATE,
-    so a write transaction takes the write lock up front instead of failing
+    SQLite: the parent folder of the file is created, and WAL journaling and
+    foreign keys are switched on. A connection whose execution options carry
+    ``sqlite_write=True`` starts its transaction with BEGIN IMMEDIATE. So a
+    write transaction takes the write lock up front instead of failing
     halfway when another writer got there first. `sqlite_busy_timeout` is
     how many seconds to wait for that lock.
 

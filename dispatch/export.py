@@ -165,8 +165,8 @@ def export_rows_sync(
 
 
 def _is_late(row: dict[str, Any], now: datetime) -> bool | None:
-    """Whether a task missed its deadline: an open task whose deadline has
-    passed, or a done task finished after it. None for cancelled tasks."""
+    """Tell whether a task missed its deadline: an open task whose deadline
+    has passed, or a done task finished after it. None for cancelled tasks."""
     status = row["status"]
     if status == TaskStatus.CANCELLED:
         return None
@@ -207,7 +207,9 @@ def _cell_text(key: str, value: Any) -> Any:
     if key == "priority":
         return PRIORITY_LABELS.get(value, value)
     if key == "late":
-        return "" if value is None else ("是" if value else "否")
+        if value is None:
+            return ""
+        return "是" if value else "否"
     if value is None:
         return ""
     return value

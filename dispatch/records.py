@@ -1,5 +1,5 @@
 """Session records: which conference ran in which room, who attended it and
-what was said in its chat.
+the messages of its chat.
 
 The signaling layer calls `open_session` when a conference starts,
 `record_join` / `record_leave` as participants come and go, `add_chat` for

@@ -1,5 +1,5 @@
-"""Dispatch task API: create, list, status flow, reminders and errors, as a
-dispatcher's browser sees them over HTTP."""
+"""Dispatch task API over HTTP: create, list, status flow, reminders and
+errors, checked on the responses a dispatcher's browser receives."""
 
 from __future__ import annotations
 

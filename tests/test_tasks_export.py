@@ -142,8 +142,8 @@ async def test_export_xlsx_monthly(api, clock):
     summary = list(workbook["单位汇总"].iter_rows(values_only=True))
     assert list(summary[0]) == SUMMARY_HEADERS
     assert summary[1] == ("puer.ninger", 2, 0, 0, 1, 1, 1, 0.0)
-    # puer.simao: 3 tasks, 2 done of which 1 on time, 1 still open and past
-    # its deadline when the report is made (1 December); nothing cancelled.
+    # puer.simao has 3 tasks and none cancelled. 2 are done, 1 of them on
+    # time. 1 is still open and past its deadline on 1 December.
     assert summary[2][:7] == ("puer.simao", 3, 2, 1, 1, 0, 2)
     assert abs(summary[2][7] - 1 / 3) < 1e-9
     assert len(summary) == 3
