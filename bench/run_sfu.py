@@ -22,13 +22,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,12 +43,18 @@ REPO_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
 from sfu import janus, report  # noqa: E402
-from sfu.procstat import machine_cpu_ticks, tree_cpu_seconds  # noqa: E402
-from sfu.source import FPS, KEYFRAME_INTERVAL, load_clip  # noqa: E402
+from sfu.procstat import (  # noqa: E402
+    machine_cpu_ticks,
+    tree_cpu_seconds,
+    udp_drop_counters,
+)
+from sfu.source import FPS, FRAME_COUNT, KEYFRAME_INTERVAL, load_clip  # noqa: E402
 
 logger = logging.getLogger("run_sfu")
 
 RELAYS = ("hub", "relay", "janus")
+# Packages of the repository that `hub serve` imports.
+HUB_PACKAGES = ("hub", "signaling", "media", "web", "dispatch")
 
 
 @dataclass
@@ -61,6 +71,9 @@ class RunResult:
     relay_cpu_percent: float = 0.0
     loadgen_cpu_percent: float = 0.0
     machine_busy_percent: float = 0.0
+    # Datagrams the kernel dropped on full UDP socket buffers, machine-wide.
+    udp_receive_drops: int = 0
+    udp_send_drops: int = 0
     sent_packets: int = 0
     sent_frames: int = 0
     subscribers: list[dict[str, Any]] = field(default_factory=list)
@@ -132,6 +145,15 @@ class Child:
             await self.process.wait()
 
 
+def git_output(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO_DIR), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
 def snapshot_time(first_frame: float, earliest: float) -> float:
     """Return a monotonic time, not before `earliest`, halfway between frames.
 
@@ -144,6 +166,26 @@ def snapshot_time(first_frame: float, earliest: float) -> float:
     middle = KEYFRAME_INTERVAL // 2
     slot += (middle - slot) % KEYFRAME_INTERVAL
     return first_frame + (slot + 0.5) / FPS
+
+
+def add_frame_lag(
+    integrity: list[dict[str, Any]], sent_at_start: int, sent_at_end: int
+) -> None:
+    """Add how many frames each sampled subscriber was behind the publisher.
+
+    With no delay, the first frame recorded after the window opens is the
+    publisher's next frame, and the last one before it closes is the
+    publisher's latest. The clip's frame index identifies a frame, so a lag
+    is known modulo the clip length (8 s). Re-encoded frames have no index.
+    """
+    for item in integrity:
+        first, last = item.get("first_index"), item.get("last_index")
+        item["lag_start"] = (
+            None if first is None else (sent_at_start - first) % FRAME_COUNT
+        )
+        item["lag_end"] = (
+            None if last is None else (sent_at_end - 1 - last) % FRAME_COUNT
+        )
 
 
 def free_port() -> int:
@@ -180,6 +222,8 @@ class Bench:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.clip_path = self.out / "clip-720p-vp8.webm"
         self.shim: Path | None = None
+        self.hub_dir = REPO_DIR
+        self.hub_source = "working tree"
         self.env = {**os.environ, "PYTHONPATH": str(BENCH_DIR)}
 
     async def spawn(
@@ -225,7 +269,7 @@ class Bench:
             child = await self.spawn(
                 f"{tag}-hub",
                 [sys.executable, "-m", "hub.cli", "serve", "--config", str(config)],
-                cwd=REPO_DIR,
+                cwd=self.hub_dir,
                 env=dict(os.environ),
             )
             await wait_tcp(port, timeout, child)
@@ -386,6 +430,11 @@ class Bench:
         for subscriber in subscribers:
             message = await subscriber.receive("report", 30)
             result.integrity += message["report"]
+        add_frame_lag(
+            result.integrity,
+            before["publisher"]["frames_sent"],
+            after["publisher"]["frames_sent"],
+        )
 
     async def _snapshot(
         self, relay_child: Child, loadgens: list[Child], at: float, record: bool
@@ -398,6 +447,7 @@ class Bench:
             "relay_cpu": tree_cpu_seconds(relay_child.pid),
             "loadgen_cpu": sum(tree_cpu_seconds(c.pid) for c in loadgens),
             "machine": machine_cpu_ticks(),
+            "udp": udp_drop_counters(),
         }
         replies = [(await child.receive("snap", 10))["snap"] for child in loadgens]
         snap["publisher"] = replies[0]
@@ -424,6 +474,12 @@ class Bench:
         result.sent_frames = (
             after["publisher"]["frames_sent"] - before["publisher"]["frames_sent"]
         )
+        result.udp_receive_drops = (
+            after["udp"]["receive_buffer"] - before["udp"]["receive_buffer"]
+        )
+        result.udp_send_drops = (
+            after["udp"]["send_buffer"] - before["udp"]["send_buffer"]
+        )
         for first, last in zip(
             before["subscribers"], after["subscribers"], strict=True
         ):
@@ -438,7 +494,39 @@ class Bench:
                 }
             )
 
+    def prepare_hub_source(self) -> None:
+        """Pick the hub code to run: an export of HEAD, or the working tree.
+
+        An export keeps the code fixed for the whole run while people edit
+        the working tree.
+        """
+        commit = git_output("rev-parse", "HEAD")
+        subject = git_output("log", "-1", "--format=%s", commit)
+        if self.args.hub_source == "worktree":
+            changed = git_output("status", "--porcelain", "--", *HUB_PACKAGES)
+            self.hub_source = f"working tree at {commit[:12]} ({subject})"
+            if changed:
+                self.hub_source += " with uncommitted changes in the hub's packages"
+            return
+        target = self.out / "hub-src" / commit[:12]
+        if not (target / ".complete").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            archive = subprocess.run(
+                ["git", "-C", str(REPO_DIR), "archive", "--format=tar", commit],
+                check=True,
+                capture_output=True,
+            ).stdout
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(target, filter="data")
+            (target / ".complete").touch()
+        self.hub_dir = target
+        self.hub_source = f"commit {commit[:12]} ({subject}), run from a git archive"
+        logger.info("hub source: %s in %s", self.hub_source, target)
+
     async def run(self) -> list[RunResult]:
+        if "hub" in self.args.relays:
+            self.prepare_hub_source()
         # Make the clip before any timing starts.
         clip = load_clip(self.clip_path)
         logger.info(
@@ -488,6 +576,7 @@ class Bench:
                 "subscriber_procs": self.args.subscriber_procs,
             },
             "machine": report.machine_facts(),
+            "hub_source": self.hub_source,
             "results": [asdict(r) for r in results],
         }
         (self.out / "sfu-results.json").write_text(json.dumps(data, indent=1))
@@ -600,6 +689,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=8,
         help="subscribers connecting at once per process (default 8)",
+    )
+    parser.add_argument(
+        "--hub-source",
+        choices=["head", "worktree"],
+        default="head",
+        help="hub code to run: an export of the HEAD commit under the output "
+        "folder, or the working tree as it is (default head)",
     )
     parser.add_argument(
         "--out",

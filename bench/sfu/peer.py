@@ -214,27 +214,32 @@ def video_payload_type(transceiver: RTCRtpTransceiver) -> int:
     raise ValueError(f"relay offered no VP8 codec, got {names}; the clip is VP8 only")
 
 
-def check_frames(frames: list[bytes], clip: Clip) -> dict[str, int]:
+def check_frames(frames: list[bytes], clip: Clip) -> dict[str, int | None]:
     """Compare received frames with the clip and decode them from a keyframe.
 
     Returns counts: `complete` frames reassembled, `matching` frames whose
     bytes equal a clip frame, `out_of_order` steps between two matching frames
-    that skip or repeat a clip frame, `after_keyframe` frames from the first
-    keyframe on, and of those, `decoded` and `decode_errors` from FFmpeg's
-    VP8 decoder.
+    that skip or repeat a clip frame, the clip indexes of the first matching
+    frame and of the last frame (None unless the last frame matched),
+    `after_keyframe` frames from the first keyframe on, and of those,
+    `decoded` and `decode_errors` from FFmpeg's VP8 decoder.
     """
     matching = 0
     out_of_order = 0
     previous: int | None = None
+    first_index: int | None = None
     for frame in frames:
         index = clip.index_by_hash.get(frame_hash(frame))
         if index is None:
             previous = None
             continue
         matching += 1
+        if first_index is None:
+            first_index = index
         if previous is not None and index != (previous + 1) % len(clip.frames):
             out_of_order += 1
         previous = index
+    last_index = previous
 
     decoder = av.CodecContext.create("vp8", "r")
     decoded = 0
@@ -257,6 +262,8 @@ def check_frames(frames: list[bytes], clip: Clip) -> dict[str, int]:
         "complete": len(frames),
         "matching": matching,
         "out_of_order": out_of_order,
+        "first_index": first_index,
+        "last_index": last_index,
         "after_keyframe": after_keyframe,
         "decoded": decoded,
         "decode_errors": errors,

@@ -63,3 +63,19 @@ def machine_cpu_ticks() -> tuple[int, int]:
     idle = values[3] + values[4]  # idle + iowait
     total = sum(values[:8])  # user..steal; guest time is already in user
     return total - idle, total
+
+
+def udp_drop_counters() -> dict[str, int]:
+    """Return the kernel's UDP drop counters for this network namespace.
+
+    RcvbufErrors counts datagrams dropped because a socket's receive buffer
+    was full (its reader fell behind); SndbufErrors the same on sending.
+    """
+    with open("/proc/net/snmp") as snmp:
+        rows = [line.split() for line in snmp if line.startswith("Udp:")]
+    names, values = rows[0][1:], [int(v) for v in rows[1][1:]]
+    counters = dict(zip(names, values, strict=True))
+    return {
+        "receive_buffer": counters.get("RcvbufErrors", 0),
+        "send_buffer": counters.get("SndbufErrors", 0),
+    }

@@ -7,12 +7,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
-from pathlib import Path
 from typing import Any
-
-REPO_DIR = Path(__file__).resolve().parents[2]
-# Packages that `hub serve` runs.
-HUB_PATHS = ["hub", "signaling", "media", "web", "dispatch"]
 
 RELAY_NOTES = {
     "hub": "The hub forwards the publisher's RTP packets; its commit is given above.",
@@ -56,14 +51,6 @@ def machine_facts() -> dict[str, str]:
     for line in _command_output(["/usr/bin/janus", "--version"]).splitlines():
         if line.startswith("Janus version"):
             janus_version = line.split("(")[-1].rstrip(")")
-    hub_commit = _command_output(
-        ["git", "-C", str(REPO_DIR), "log", "-1", "--format=%h %s"]
-    ).strip()
-    hub_changes = _command_output(
-        ["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", *HUB_PATHS]
-    ).strip()
-    if hub_changes:
-        hub_commit += " (plus uncommitted changes in the hub's files)"
     versions = {}
     for package in ("aiortc", "av", "aioice", "pylibsrtp"):
         try:
@@ -78,7 +65,6 @@ def machine_facts() -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "janus": janus_version,
-        "hub_commit": hub_commit,
         "load_average": " ".join(open("/proc/loadavg").read().split()[:3]),
         **versions,
     }
@@ -92,21 +78,26 @@ def _fmt(value: float, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
+def _lag(integrity: list[dict[str, Any]], key: str) -> str:
+    lags = [item[key] for item in integrity if item.get(key) is not None]
+    return str(max(lags)) if lags else "-"
+
+
 def _relay_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| N | connected | relay CPU, % of one core | sent pkt/s | received/sent "
-        "per subscriber, min - max | lost packets, all subscribers | frames/s per "
-        "subscriber, min / mean | sampled frames: bit-exact / complete; decoded / "
-        "from first keyframe "
-        "| load generators CPU, % | machine busy, % of "
-        f"{os.cpu_count() * 100} |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "per subscriber, min - max | lost packets, all subscribers | kernel UDP "
+        "drops | frames/s per subscriber, min / mean | sampled frames: bit-exact "
+        "/ complete; decoded / from first keyframe | lag behind publisher at "
+        "window start / end, frames | load generators CPU, % | machine busy, % "
+        f"of {os.cpu_count() * 100} |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["status"] != "ok":
             lines.append(
                 f"| {r['n']} | {r['connected']} | {r['status']}: {r['error']} "
-                "| | | | | | | |"
+                "| | | | | | | | | |"
             )
             continue
         window = r["window_seconds"]
@@ -115,15 +106,20 @@ def _relay_table(rows: list[dict[str, Any]]) -> list[str]:
         ratios = [s["packets"] / sent for s in subs] if sent else [0.0]
         fps = [s["frames"] / window for s in subs] or [0.0]
         lost = sum(s["lost"] for s in subs)
-        matching = sum(i["matching"] for i in r["integrity"])
-        complete = sum(i["complete"] for i in r["integrity"])
-        decoded = sum(i["decoded"] for i in r["integrity"])
-        decodable = sum(i.get("after_keyframe", 0) for i in r["integrity"])
-        errors = sum(i["decode_errors"] for i in r["integrity"])
+        integrity_items = r["integrity"]
+        matching = sum(i["matching"] for i in integrity_items)
+        complete = sum(i["complete"] for i in integrity_items)
+        decoded = sum(i["decoded"] for i in integrity_items)
+        decodable = sum(i.get("after_keyframe", 0) for i in integrity_items)
+        errors = sum(i["decode_errors"] for i in integrity_items)
         integrity = f"{matching} / {complete}; {decoded} / {decodable}"
         if errors:
             integrity += f" ({errors} decode errors)"
-        integrity += f" ({len(r['integrity'])} sampled)"
+        integrity += f" ({len(integrity_items)} sampled)"
+        lag = (
+            f"{_lag(integrity_items, 'lag_start')} / {_lag(integrity_items, 'lag_end')}"
+        )
+        drops = r.get("udp_receive_drops", 0) + r.get("udp_send_drops", 0)
         connected = str(r["connected"])
         if r["connected"] < r["n"]:
             connected += f" of {r['n']}"
@@ -131,7 +127,8 @@ def _relay_table(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['n']} | {connected} | **{_fmt(r['relay_cpu_percent'])}** "
             f"| {_fmt(sent / window, 0)} "
             f"| {_fmt(min(ratios), 3)} - {_fmt(max(ratios), 3)} | {lost} "
-            f"| {_fmt(min(fps))} / {_fmt(sum(fps) / len(fps))} | {integrity} "
+            f"| {drops} | {_fmt(min(fps))} / {_fmt(sum(fps) / len(fps))} "
+            f"| {integrity} | {lag} "
             f"| {_fmt(r['loadgen_cpu_percent'], 0)} "
             f"| {_fmt(r['machine_busy_percent'], 0)} |"
         )
@@ -201,7 +198,12 @@ def render(data: dict[str, Any]) -> str:
         "frame in the middle of a keyframe interval, so no keyframe burst is in "
         "flight; a publisher or relay that runs late under load can still shift "
         "a frame across the boundary. Lost packets are gaps in each subscriber's "
-        "sequence numbers. The load generators and other people's work share the "
+        "sequence numbers, and kernel UDP drops are datagrams that the kernel "
+        "dropped on a full socket buffer anywhere on the machine during the "
+        "window (`/proc/net/snmp`). The lag is how many frames the slowest "
+        "sampled subscriber was behind the publisher when the window opened and "
+        "when it closed (max over sampled subscribers; modulo the 240-frame "
+        "clip). The load generators and other people's work share the "
         "machine's 2 cores with the relay, so the machine-busy column shows how "
         "full the machine was.",
         "",
@@ -214,7 +216,7 @@ def render(data: dict[str, Any]) -> str:
         f"- Python {machine['python']}, aiortc {machine['aiortc']}, PyAV "
         f"{machine['av']}, aioice {machine['aioice']}, pylibsrtp "
         f"{machine['pylibsrtp']}, Janus {machine['janus']} (Debian).",
-        f"- Hub: commit {machine['hub_commit']}.",
+        f"- Hub: {data.get('hub_source', 'not run')}.",
         f"- Command: `{data['command']}` (took {data['elapsed_seconds']} s).",
         "",
     ]
