@@ -1,10 +1,11 @@
 """Set up Debian's Janus (1.1.2) for the benchmark: config folder and shim.
 
-Janus runs with its own config folder under the output folder: the HTTP
-transport bound to 127.0.0.1, the VideoRoom plugin with one VP8 room, and no
-other plugin, transport, logger or event handler (their folders hold only
-the two modules that are used). ICE gathers on `lo` only, with the
-`getifaddrs_lo.c` shim preloaded so Janus does not skip it.
+Janus runs with its own config folder under the output folder. It loads the
+HTTP transport, bound to 127.0.0.1, and the VideoRoom plugin with one VP8
+room. No other plugin, transport, logger or event handler is loaded, because
+their folders contain only the two modules that are used. ICE gathers on
+`lo` only, with the `getifaddrs_lo.c` shim preloaded so Janus does not skip
+it.
 """
 
 from __future__ import annotations

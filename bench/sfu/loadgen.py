@@ -2,7 +2,7 @@
 
 Run by `run_sfu.py`, one process per role, and driven over stdin/stdout with
 one JSON object per line. The process prints `{"event": "ready", ...}` once
-its peer connections carry media, then answers each command line:
+its peer connections carry media, then replies to each command line:
 
 - `{"cmd": "phase"}`: publisher only, the monotonic time of its first frame,
   so the caller can place snapshots between two frames.

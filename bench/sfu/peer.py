@@ -217,12 +217,13 @@ def video_payload_type(transceiver: RTCRtpTransceiver) -> int:
 def check_frames(frames: list[bytes], clip: Clip) -> dict[str, int | None]:
     """Compare received frames with the clip and decode them from a keyframe.
 
-    Returns counts: `complete` frames reassembled, `matching` frames whose
-    bytes equal a clip frame, `out_of_order` steps between two matching frames
-    that skip or repeat a clip frame, the clip indexes of the first matching
-    frame and of the last frame (None unless the last frame matched),
-    `after_keyframe` frames from the first keyframe on, and of those,
-    `decoded` and `decode_errors` from FFmpeg's VP8 decoder.
+    Returns `complete` (frames reassembled), `matching` (frames whose bytes
+    equal a clip frame) and `out_of_order` (steps between two matching frames
+    that skip or repeat a clip frame). `first_index` and `last_index` are the
+    clip indexes of the first matching frame and of the last frame (None
+    unless it matched). `after_keyframe` counts frames from the first
+    keyframe on, and `decoded` and `decode_errors` are FFmpeg's VP8 decoder
+    results for those.
     """
     matching = 0
     out_of_order = 0
