@@ -12,10 +12,15 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from hub.camera_push import CameraPush
 from hub.config import Config
-from hub.rooms import RoomManager
+from hub.errors import HubError
+from hub.roles import check as check_role
+from hub.rooms import Room, RoomManager
 from hub.stats import StatsCollector
 from media import ice, transcode_counter
+from media.cameras import build_camera_service
+from media.cameras.api import make_routes as camera_routes
 from media.peer import MediaSettings
 from signaling.access import Access, access_routes
 from signaling.service import SignalingService
@@ -45,11 +50,38 @@ class Hub:
             access=self.access,
         )
         self.stats = StatsCollector(self.rooms)
+        self.camera_registry, self.camera_manager = build_camera_service(config)
+        self.camera_push = CameraPush(
+            self.rooms,
+            self.signaling,
+            self.camera_registry,
+            self.camera_manager,
+            self.media_settings,
+        )
+        self.signaling.hooks.append(self._on_signaling_event)
+
+    async def _on_signaling_event(self, event: str, room: Room, **extra) -> None:
+        if event == "leave" and not room.participants:
+            # Cameras shown in a room end with its last participant.
+            for entry in self.camera_push.pushed(room.id):
+                self.camera_push.remove(room.id, entry["camera"], entry["stream"])
+            self.rooms.discard_if_empty(room)
+
+    async def authorize(self, request: Request, action: str, room_id: str) -> None:
+        """Check the HTTP request's bearer token allows `action` in the room.
+        Without auth.required every request is allowed (LAN trial)."""
+        if not self.access.required:
+            return
+        identity = self.access.bearer(request, room_id)
+        kind, _title = self.access.room_kind(room_id, None, self.rooms.rooms.get(room_id))
+        check_role(kind, identity.role, action)
 
     async def close(self) -> None:
         for room in list(self.rooms.rooms.values()):
             for participant in list(room.participants.values()):
                 await self.signaling.leave(participant, "removed")
+        await self.camera_push.close()
+        await self.camera_manager.close()
 
 
 def create_app(config: Config) -> Starlette:
@@ -94,6 +126,8 @@ def create_app(config: Config) -> Starlette:
         Route("/healthz", health),
         Route("/stats", stats_page),
         *access_routes(hub.access, hub.rooms),
+        *hub.camera_push.routes(hub.authorize),
+        *camera_routes(hub.camera_registry, hub.camera_manager),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

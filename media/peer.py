@@ -16,6 +16,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import candidate_from_sdp
 
 from hub.errors import ProtocolError
+from media.codecs import ensure_h264_profile
 from media.downtrack import DownTrack, ForwardingSender
 from media.ice import rtc_configuration
 from media.upreceiver import ForwardingReceiver
@@ -63,6 +64,10 @@ def down_codec_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapa
     """Return the codec list for a down transceiver carrying `codec`: exactly
     the up track's codec (the relay cannot convert) and its RTX companion."""
     kind = codec.mimeType.split("/")[0].lower()
+    if codec.mimeType.lower() == "video/h264":
+        profile = str(codec.parameters.get("profile-level-id", ""))
+        if profile:
+            ensure_h264_profile(profile)
     local = None
     for candidate in CODECS[kind]:
         if _same_codec(candidate, codec):

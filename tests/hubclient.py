@@ -6,6 +6,7 @@ on the down connection, like the browser client does."""
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from aiortc import (
 )
 
 from media import ice
+from media.codecs import ensure_h264_profile
 
 # The hub's tests run on loopback; aioice leaves 127.0.0.1 out by default.
 ice.install(ice.IceSettings(host_addresses=["127.0.0.1"]))
@@ -143,6 +145,10 @@ class HubClient:
 
         for entry in message["tracks"]:
             self._down_mapping[entry["mid"]] = entry
+        # aiortc accepts only the H.264 profiles in its codec list; a camera
+        # forwarded by the hub may send Main or High (FFmpeg decodes them).
+        for profile in re.findall(r"profile-level-id=([0-9a-fA-F]{6})", message["sdp"]):
+            ensure_h264_profile(profile)
         await self.down_pc.setRemoteDescription(
             RTCSessionDescription(sdp=message["sdp"], type="offer")
         )
