@@ -102,6 +102,25 @@ def create_app(config: Config) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "rooms": len(hub.rooms.rooms)})
 
+    async def org_tree(request: Request) -> JSONResponse:
+        org = hub.access.org
+        if org is None:
+            return JSONResponse({"units": []})
+        units = [
+            {
+                "id": unit.id,
+                "name": unit.name,
+                "level": unit.level,
+                "parent": unit.parent,
+                "rooms": [
+                    {"id": r.id, "name": r.name, "kind": r.kind.value}
+                    for r in unit.rooms
+                ],
+            }
+            for unit in org
+        ]
+        return JSONResponse({"root": org.root.id, "units": units})
+
     async def stats_page(request: Request) -> FileResponse:
         return FileResponse(STATIC_DIR / "stats.html")
 
@@ -124,6 +143,7 @@ def create_app(config: Config) -> Starlette:
         WebSocketRoute("/ws", endpoint),
         Route("/api/stats", stats),
         Route("/healthz", health),
+        Route("/api/org", org_tree),
         Route("/stats", stats_page),
         *access_routes(hub.access, hub.rooms),
         *hub.camera_push.routes(hub.authorize),
