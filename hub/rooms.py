@@ -5,7 +5,7 @@ through each participant's outbox.
 
 A room runs one kind of session (joint, mediation or lecture, see
 hub/roles.py). Hearing parties of a mediation wait in `Room.waiting` until a
-host admits them; only admitted participants are in `Room.participants`, so
+host admits them. Only admitted participants are in `Room.participants`, so
 only they receive the room's messages and media."""
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ class Participant:
     joined_at: str = field(default_factory=utc_now)
     waiting_since: str | None = None
     hand_raised: bool = False
-    # Track ids asked for with `subscribe`; used when subscribe_all is False.
-    wanted: set[str] = field(default_factory=set)
+    # Track ids requested with `subscribe`, used when subscribe_all is False.
+    requested_tracks: set[str] = field(default_factory=set)
     # Close code the socket layer gets on this participant's next message
     # after a host removed it.
     close_code: int | None = None

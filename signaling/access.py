@@ -1,6 +1,6 @@
-"""Who may enter a room, in which role: tokens at join, the session kind of a
-room, default roles for joins without a token, and invite links for hearing
-parties (POST /api/invites, GET /join).
+"""Access to rooms: tokens at join, the session kind of a room, default roles
+for joins without a token, and invite links for hearing parties
+(POST /api/invites, GET /join).
 
 The join is checked in two steps so that a refused join never uses up an
 invite: `identify` verifies the token without side effects, the signaling

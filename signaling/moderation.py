@@ -487,7 +487,8 @@ class SessionControls:
         room.recording = message["on"]
         notice = {"type": "recording", "on": room.recording, **self._who(participant)}
         room.broadcast(notice)
-        # Parties in the waiting room are told too: they will be recorded.
+        # Parties in the waiting room get the notice too, because they will
+        # be recorded once admitted.
         for waiting in list(room.waiting.values()):
             waiting.send(notice)
         logger.info(

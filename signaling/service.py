@@ -4,9 +4,9 @@ participants and their media. Transport-independent: the WebSocket endpoint
 participants' outboxes hold.
 
 Every message is checked against the participant's role in the room's kind
-of session (hub/roles.py). The session controls (chat, floor, waiting room,
-side room, lock, ...) are in signaling/moderation.py; this module does join,
-leave, publishing and which down tracks each participant receives.
+of session (hub/roles.py). This module does join, leave, publishing and which
+down tracks each participant receives. The session controls (chat, floor,
+waiting room, side room, lock and the others) are in signaling/moderation.py.
 """
 
 from __future__ import annotations
@@ -332,7 +332,7 @@ class SignalingService:
         for other in list(room.participants.values()):
             if other.id == up.owner or other.media is None:
                 continue
-            if not (other.subscribe_all or up.id in other.wanted):
+            if not (other.subscribe_all or up.id in other.requested_tracks):
                 continue
             if not moderation.can_receive(room, other, up.owner):
                 continue
@@ -342,7 +342,7 @@ class SignalingService:
     def end_track(self, room: Room, up: UpTrack, broadcast: bool = True) -> None:
         room.tracks.pop(up.id, None)
         for other in list(room.participants.values()):
-            other.wanted.discard(up.id)
+            other.requested_tracks.discard(up.id)
             if other.media is not None and other.media.unsubscribe(up.id):
                 self.schedule_negotiation(other)
         up.end()
@@ -357,19 +357,21 @@ class SignalingService:
         if media is None or participant.left:
             return
         room = participant.room
-        wanted: dict[str, UpTrack] = {}
+        desired: dict[str, UpTrack] = {}
         if participant.admitted and moderation.may(participant, Action.SUBSCRIBE):
             for up in room.tracks.values():
                 if up.ended or up.owner == participant.id:
                     continue
-                if not (participant.subscribe_all or up.id in participant.wanted):
+                if not (
+                    participant.subscribe_all or up.id in participant.requested_tracks
+                ):
                     continue
                 if moderation.can_receive(room, participant, up.owner):
-                    wanted[up.id] = up
+                    desired[up.id] = up
         changed = False
-        for track_id in [t for t in media.down if t not in wanted]:
+        for track_id in [t for t in media.down if t not in desired]:
             changed |= media.unsubscribe(track_id)
-        for up in wanted.values():
+        for up in desired.values():
             changed |= media.subscribe(up)
         if changed:
             self.schedule_negotiation(participant)
@@ -519,12 +521,12 @@ class SignalingService:
                     f"track {track_id!r} is not published in room {room.id!r}; "
                     "use an id from the latest 'tracks' message"
                 )
-        participant.wanted.update(message["tracks"])
+        participant.requested_tracks.update(message["tracks"])
         self.sync_subscriptions(participant)
         self._reply(participant, {"type": "ok"}, message)
 
     async def _on_unsubscribe(self, participant: Participant, message: dict) -> None:
-        participant.wanted.difference_update(message["tracks"])
+        participant.requested_tracks.difference_update(message["tracks"])
         changed = False
         for track_id in message["tracks"]:
             changed |= participant.media.unsubscribe(track_id)
