@@ -260,11 +260,17 @@ class Bench:
             config = self.out / "hub-bench.toml"
             data_dir = self.out / "hub-data"
             data_dir.mkdir(exist_ok=True)
+            # No cameras, so the hub starts no camera ingest during the run.
+            cameras = self.out / "hub-bench-cameras.toml"
+            cameras.write_text("# No cameras: written by bench/run_sfu.py.\n")
+            org = self.hub_dir / "configs" / "org-puer.toml"
             config.write_text(
                 "# Written by bench/run_sfu.py for one benchmark run.\n"
                 f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
                 f'data_dir = "{data_dir}"\n\n'
-                '[ice]\nhost_addresses = ["127.0.0.1"]\n'
+                '[ice]\nhost_addresses = ["127.0.0.1"]\n\n'
+                f'[cameras]\nfile = "{cameras}"\n\n'
+                f'[org]\nfile = "{org}"\n'
             )
             child = await self.spawn(
                 f"{tag}-hub",
@@ -714,12 +720,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+async def run_until_signal(bench: Bench) -> list[RunResult]:
+    """Run the benchmark; SIGINT or SIGTERM stops it and its processes."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    return await bench.run()
+
+
 def main() -> int:
     args = parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    results = asyncio.run(Bench(args).run())
+    try:
+        results = asyncio.run(run_until_signal(Bench(args)))
+    except asyncio.CancelledError:
+        logger.error("stopped by a signal; results so far are in %s", args.out)
+        return 130
     failed = [r for r in results if r.status == "failed"]
     for r in results:
         print(
