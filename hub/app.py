@@ -12,10 +12,16 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from dispatch import records
+from dispatch.api import make_routes as dispatch_routes
+from dispatch.db import Store
+from dispatch.overdue import OverdueWatcher
 from hub.camera_push import CameraPush
 from hub.config import Config
 from hub.errors import HubError
+from hub.records_bridge import RecordsBridge
 from hub.roles import check as check_role
+from hub.roles import is_allowed
 from hub.rooms import Room, RoomManager
 from hub.stats import StatsCollector
 from media import ice, transcode_counter
@@ -59,6 +65,22 @@ class Hub:
             self.media_settings,
         )
         self.signaling.hooks.append(self._on_signaling_event)
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        # Creates or upgrades the schema on first start.
+        self.store = Store.open(config.database_url)
+        self.records = RecordsBridge(self.store, self.rooms, self.access.org)
+        self.signaling.hooks.append(self.records.on_event)
+        self.overdue = OverdueWatcher(
+            self.store, self.records.notify, unit_rooms=self.records.unit_rooms
+        )
+
+    async def start(self) -> None:
+        closed = await records.close_open_sessions(self.store)
+        if closed:
+            logger.info(
+                "closed %d session records left open by the last run", len(closed)
+            )
+        self.overdue.start()
 
     async def _on_signaling_event(self, event: str, room: Room, **extra) -> None:
         if event == "leave" and not room.participants:
@@ -73,8 +95,27 @@ class Hub:
         if not self.access.required:
             return
         identity = self.access.bearer(request, room_id)
-        kind, _title = self.access.room_kind(room_id, None, self.rooms.rooms.get(room_id))
+        kind, _title = self.access.room_kind(
+            room_id, None, self.rooms.rooms.get(room_id)
+        )
         check_role(kind, identity.role, action)
+
+    async def authorize_dispatch(self, request: Request, action: str) -> bool:
+        """Map the dispatch API's actions onto roles; everything is allowed
+        without auth.required (LAN trial)."""
+        if not self.access.required:
+            return True
+        room_id = request.query_params.get("room", "")
+        try:
+            identity = self.access.bearer(request, room_id or None)
+        except HubError:
+            return False
+        if action == "tasks.create":
+            kind, _title = self.access.room_kind(
+                room_id, None, self.rooms.rooms.get(room_id)
+            )
+            return is_allowed(kind, identity.role, "assign_task")
+        return True
 
     async def close(self) -> None:
         for room in list(self.rooms.rooms.values()):
@@ -82,6 +123,8 @@ class Hub:
                 await self.signaling.leave(participant, "removed")
         await self.camera_push.close()
         await self.camera_manager.close()
+        await self.overdue.stop()
+        self.store.close()
 
 
 def create_app(config: Config) -> Starlette:
@@ -132,6 +175,7 @@ def create_app(config: Config) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        await hub.start()
         logger.info("hub started")
         try:
             yield
@@ -148,6 +192,15 @@ def create_app(config: Config) -> Starlette:
         *access_routes(hub.access, hub.rooms),
         *hub.camera_push.routes(hub.authorize),
         *camera_routes(hub.camera_registry, hub.camera_manager),
+        Mount(
+            "/api",
+            routes=dispatch_routes(
+                hub.store,
+                hub.records.notify,
+                authorize=hub.authorize_dispatch,
+                unit_rooms=hub.records.unit_rooms,
+            ),
+        ),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

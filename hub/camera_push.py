@@ -144,7 +144,7 @@ class CameraPush:
     def _remove_from_room(self, room: Room, up: UpTrack) -> None:
         room.tracks.pop(up.id, None)
         for participant in list(room.participants.values()):
-            participant.wanted.discard(up.id)
+            participant.requested_tracks.discard(up.id)
             if participant.media is not None and participant.media.unsubscribe(up.id):
                 self.service.schedule_negotiation(participant)
 

@@ -6,6 +6,9 @@ import pytest
 
 from tests.hubproc import run_hub
 
+# Database fixtures (SQLite and the machine's PostgreSQL) for records tests.
+pytest_plugins = ["tests.conftest_db"]
+
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):

@@ -50,5 +50,7 @@ def build_camera_service(config: Config) -> tuple[CameraRegistry, CameraManager]
     """Load cameras.file (or its saved copy in the data folder) and make the
     manager. Call from inside the running event loop's start-up."""
     store = config.data_path / STORE_NAME
-    registry = load_registry(config.resolve(config.cameras.file), store)
+    # Without a camera file, cameras come only from the admin API (the store).
+    toml = config.resolve(config.cameras.file) if config.cameras.file else None
+    registry = load_registry(toml, store)
     return registry, CameraManager(registry)

@@ -328,13 +328,18 @@ class CameraRegistry:
 
 
 def load_registry(
-    toml_path: str | Path, store_path: str | Path | None = None
+    toml_path: str | Path | None, store_path: str | Path | None = None
 ) -> CameraRegistry:
     """Load the registry: from `store_path` if that JSON file exists, else from
-    the TOML file. The TOML's [ingest] table is kept in `registry.ingest`."""
-    toml_file = Path(toml_path)
+    the TOML file (none: no cameras). The TOML's [ingest] table is kept in
+    `registry.ingest`."""
+    toml_file = Path(toml_path) if toml_path is not None else None
     try:
-        raw = tomllib.loads(toml_file.read_text(encoding="utf-8"))
+        raw = (
+            tomllib.loads(toml_file.read_text(encoding="utf-8"))
+            if toml_file is not None
+            else {}
+        )
     except FileNotFoundError:
         raise InvalidCamera(
             f"camera file {str(toml_file)!r} not found; set cameras.file in the "
