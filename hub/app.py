@@ -20,6 +20,7 @@ from hub.camera_push import CameraPush
 from hub.config import Config
 from hub.errors import HubError
 from hub.records_bridge import RecordsBridge
+from hub.snapshots import snapshot_routes
 from hub.roles import check as check_role
 from hub.roles import is_allowed
 from hub.rooms import Room, RoomManager
@@ -191,6 +192,7 @@ def create_app(config: Config) -> Starlette:
         Route("/stats", stats_page),
         *access_routes(hub.access, hub.rooms),
         *hub.camera_push.routes(hub.authorize),
+        *snapshot_routes(hub.camera_manager, config.data_path),
         *camera_routes(hub.camera_registry, hub.camera_manager),
         Mount(
             "/api",

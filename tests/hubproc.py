@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+REPO = Path(__file__).resolve().parent.parent
+
 # One scale for every wait in the suite; raise it on a slow machine.
 TIMEOUT_SCALE = float(os.environ.get("HUB_TEST_TIMEOUT_SCALE", "1"))
 
@@ -62,6 +64,9 @@ data_dir = "{folder / "data"}"
 [ice]
 host_addresses = ["127.0.0.1"]
 {ice}
+
+[org]
+file = "{REPO / "configs" / "org-puer.toml"}"
 
 [signaling]
 idle_timeout = {idle_timeout}
