@@ -5,11 +5,13 @@ down track, so a page that polls every few seconds shows current rates."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import weakref
 
 from hub.rooms import RoomManager
 from media import transcode_counter
+from media.peer import LIVE_CONNECTIONS
 
 
 class StatsCollector:
@@ -82,4 +84,13 @@ class StatsCollector:
                     "tracks": tracks,
                 }
             )
-        return {"rooms": rooms, "transcoding": transcode_counter.snapshot()}
+        return {
+            "rooms": rooms,
+            "transcoding": transcode_counter.snapshot(),
+            "process": {
+                "asyncio_tasks": len(asyncio.all_tasks()),
+                "peer_connections": sum(
+                    1 for pc in list(LIVE_CONNECTIONS) if pc.connectionState != "closed"
+                ),
+            },
+        }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,11 @@ from media.upreceiver import ForwardingReceiver
 from media.uptrack import UpTrack
 
 logger = logging.getLogger(__name__)
+
+
+# Every peer connection the hub made that is still referenced, for the stats
+# (a leak shows as a number that keeps growing after people leave).
+LIVE_CONNECTIONS: weakref.WeakSet = weakref.WeakSet()
 
 
 @dataclass
@@ -115,12 +121,14 @@ class PeerMedia:
         self._down_pending: list[RTCRtpTransceiver] = []
         self.awaiting_answer = False
         self.closed = False
+        self._background: set[asyncio.Task] = set()
 
     def _log(self) -> str:
         return f"room={self.room_id} peer={self.peer_id}"
 
     def _make_pc(self, name: str) -> RTCPeerConnection:
         pc = RTCPeerConnection(rtc_configuration(self._ice_servers))
+        LIVE_CONNECTIONS.add(pc)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -274,6 +282,12 @@ class PeerMedia:
         down.close()
         down.sender.down = None
         transceiver.direction = "inactive"
+        # End the sender's RTP and RTCP tasks (it says BYE to the subscriber);
+        # the inactive media section stays in the SDP, as aiortc has no way
+        # to recycle it.
+        task = asyncio.ensure_future(down.sender.stop())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         return True
 
     async def make_offer(self) -> tuple[str, list[dict]] | None:

@@ -219,3 +219,29 @@ async def test_keyframe_requests_are_throttled(hub):
         await publisher.close()
         for viewer in viewers:
             await viewer.close()
+
+
+async def test_departed_participants_release_tasks_and_connections(tmp_path):
+    with run_hub(tmp_path) as hub:
+        baseline = _stats(hub)["process"]
+        for round_index in range(3):
+            clients = [
+                await _join_publishing(hub, f"churn-{round_index}", name)
+                for name in ("A", "B")
+            ]
+            await _wait_until(lambda: len(clients[1].received) == 2, 20, "tracks")
+            during = _stats(hub)["process"]
+            assert during["peer_connections"] == 4
+            for client in clients:
+                await client.send({"type": "leave"})
+                await client.close()
+
+        def settled() -> bool:
+            now = _stats(hub)["process"]
+            return (
+                now["peer_connections"] == 0
+                and now["asyncio_tasks"] <= baseline["asyncio_tasks"] + 2
+            )
+
+        await _wait_until(settled, 20, "tasks and connections to be released")
+        assert _stats(hub)["rooms"] == []
