@@ -53,6 +53,12 @@ def write_config(
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "hub-test.toml"
+    # The sample org tree, unless the caller brings its own [org] table.
+    org = (
+        ""
+        if "[org]" in extra
+        else f'[org]\nfile = "{REPO / "configs" / "org-puer.toml"}"\n'
+    )
     path.write_text(
         f"""
 [server]
@@ -65,9 +71,7 @@ data_dir = "{folder / "data"}"
 host_addresses = ["127.0.0.1"]
 {ice}
 
-[org]
-file = "{REPO / "configs" / "org-puer.toml"}"
-
+{org}
 [signaling]
 idle_timeout = {idle_timeout}
 {extra}
