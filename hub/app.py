@@ -20,6 +20,7 @@ from hub.camera_push import CameraPush
 from hub.config import Config
 from hub.errors import HubError
 from hub.records_bridge import RecordsBridge
+from hub.shared import redis_invite_store
 from hub.snapshots import snapshot_routes
 from hub.roles import check as check_role
 from hub.roles import is_allowed
@@ -50,6 +51,8 @@ class Hub:
             nack_history=config.media.nack_history,
         )
         self.access = Access.from_config(config)
+        if config.bus.redis_url:
+            self.access.invites = redis_invite_store(config.bus.redis_url)
         self.signaling = SignalingService(
             self.rooms,
             self.media_settings,
