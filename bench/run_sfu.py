@@ -71,6 +71,10 @@ class RunResult:
     relay_cpu_percent: float = 0.0
     loadgen_cpu_percent: float = 0.0
     machine_busy_percent: float = 0.0
+    # 1-minute load average when this measurement started.
+    load_average: float = 0.0
+    # Index into the results file's list of runs (see --merge).
+    run: int = 0
     # Datagrams the kernel dropped on full UDP socket buffers, machine-wide.
     udp_receive_drops: int = 0
     udp_send_drops: int = 0
@@ -223,6 +227,17 @@ class Bench:
         self.clip_path = self.out / "clip-720p-vp8.webm"
         self.shim: Path | None = None
         self.hub_dir = REPO_DIR
+        self.results_file = self.out / "sfu-results.json"
+        self.earlier: dict[str, Any] = {"runs": [], "results": []}
+        if args.merge:
+            if not self.results_file.exists():
+                raise FileNotFoundError(
+                    f"--merge needs earlier results in {self.results_file}; "
+                    "run once without --merge first"
+                )
+            self.earlier = json.loads(self.results_file.read_text())
+        self.run_index = len(self.earlier["runs"])
+        self.machine = report.machine_facts()
         self.hub_source = "working tree"
         self.env = {**os.environ, "PYTHONPATH": str(BENCH_DIR)}
 
@@ -356,7 +371,8 @@ class Bench:
     # One measurement.
 
     async def run_one(self, relay: str, n: int) -> RunResult:
-        result = RunResult(relay=relay, n=n)
+        result = RunResult(relay=relay, n=n, run=self.run_index)
+        result.load_average = float(Path("/proc/loadavg").read_text().split()[0])
         tag = f"{relay}-n{n}"
         children: list[Child] = []
         try:
@@ -545,7 +561,7 @@ class Bench:
         started = time.monotonic()
         for n in self.args.n:
             for relay in self.args.relays:
-                result = RunResult(relay=relay, n=n)
+                result = RunResult(relay=relay, n=n, run=self.run_index)
                 limit = self.args.max_n.get(relay)
                 elapsed = time.monotonic() - started
                 if limit is not None and n > limit:
@@ -572,7 +588,8 @@ class Bench:
         return results
 
     def save(self, results: list[RunResult], elapsed: float) -> None:
-        data = {
+        """Write the results file and page, merged with earlier runs if asked."""
+        this_run = {
             "command": self.args.command_line,
             "elapsed_seconds": round(elapsed),
             "args": {
@@ -581,11 +598,21 @@ class Bench:
                 "sample": self.args.sample,
                 "subscriber_procs": self.args.subscriber_procs,
             },
-            "machine": report.machine_facts(),
+            "machine": self.machine,
             "hub_source": self.hub_source,
-            "results": [asdict(r) for r in results],
         }
-        (self.out / "sfu-results.json").write_text(json.dumps(data, indent=1))
+        # A skipped point does not replace an earlier measurement of it.
+        merged = {(r["relay"], r["n"]): r for r in self.earlier["results"]}
+        for result in results:
+            key = (result.relay, result.n)
+            if result.status != "skipped" or key not in merged:
+                merged[key] = asdict(result)
+        data = {
+            "runs": [*self.earlier["runs"], this_run],
+            "results": list(merged.values()),
+        }
+        data["results"].sort(key=lambda r: (r["n"], RELAYS.index(r["relay"])))
+        self.results_file.write_text(json.dumps(data, indent=1))
         if self.args.results:
             Path(self.args.results).write_text(report.render(data))
 
@@ -702,6 +729,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="head",
         help="hub code to run: an export of the HEAD commit under the output "
         "folder, or the working tree as it is (default head)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the earlier results in OUT/sfu-results.json and replace only "
+        "the relay and N pairs measured now (to re-measure a point)",
     )
     parser.add_argument(
         "--out",

@@ -90,14 +90,14 @@ def _relay_table(rows: list[dict[str, Any]]) -> list[str]:
         "drops | frames/s per subscriber, min / mean | sampled frames: bit-exact "
         "/ complete; decoded / from first keyframe | lag behind publisher at "
         "window start / end, frames | load generators CPU, % | machine busy, % "
-        f"of {os.cpu_count() * 100} |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"of {os.cpu_count() * 100} | run (1-min load average at start) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["status"] != "ok":
             lines.append(
                 f"| {r['n']} | {r['connected']} | {r['status']}: {r['error']} "
-                "| | | | | | | | | |"
+                f"| | | | | | | | | | {_run_cell(r)} |"
             )
             continue
         window = r["window_seconds"]
@@ -130,9 +130,15 @@ def _relay_table(rows: list[dict[str, Any]]) -> list[str]:
             f"| {drops} | {_fmt(min(fps))} / {_fmt(sum(fps) / len(fps))} "
             f"| {integrity} | {lag} "
             f"| {_fmt(r['loadgen_cpu_percent'], 0)} "
-            f"| {_fmt(r['machine_busy_percent'], 0)} |"
+            f"| {_fmt(r['machine_busy_percent'], 0)} | {_run_cell(r)} |"
         )
     return lines
+
+
+def _run_cell(row: dict[str, Any]) -> str:
+    load = row.get("load_average")
+    number = row.get("run", 0) + 1
+    return f"{number} ({load})" if load else str(number)
 
 
 def _saturated(row: dict[str, Any]) -> bool:
@@ -171,7 +177,9 @@ def _fit_slope(rows: list[dict[str, Any]]) -> float | None:
 
 
 def render(data: dict[str, Any]) -> str:
-    machine = data["machine"]
+    runs = data["runs"]
+    machine = runs[0]["machine"]
+    last_args = runs[-1]["args"]
     results = data["results"]
     relays = list(dict.fromkeys(r["relay"] for r in results))
     out = [
@@ -185,13 +193,13 @@ def render(data: dict[str, Any]) -> str:
         "few sampled subscribers reassemble the VP8 frames, which are compared "
         "byte for byte (hash) with the clip's frames and decoded with FFmpeg's "
         "VP8 decoder after the window. The publisher runs in one process and the "
-        f"subscribers in up to {data['args']['subscriber_procs']} others; every "
+        f"subscribers in up to {last_args['subscriber_procs']} others; every "
         "relay runs in its own process and is started fresh for each N.",
         "",
         "Relay CPU is user + system time of the relay's process tree (all "
         "threads) from `/proc/<pid>/stat` over a "
-        f"{_fmt(data['args']['window'], 0)} s window that starts "
-        f"{_fmt(data['args']['settle'], 0)} s after every subscriber has received "
+        f"{_fmt(last_args['window'], 0)} s window that starts "
+        f"{_fmt(last_args['settle'], 0)} s after every subscriber has received "
         "video, in % of one core. Received/sent compares each subscriber's video "
         "RTP packets with the publisher's over the same window. Every process "
         "reads its counters at the same monotonic time, half a frame after a "
@@ -204,22 +212,25 @@ def render(data: dict[str, Any]) -> str:
         "sampled subscriber was behind the publisher when the window opened and "
         "when it closed (max over sampled subscribers; modulo the 240-frame "
         "clip). The load generators and other people's work share the "
-        "machine's 2 cores with the relay, so the machine-busy column shows how "
+        "machine's cores with the relay, so the machine-busy column shows how "
         "full the machine was.",
         "",
-        "## Machine and command",
+        "## Machine and commands",
         "",
-        f"- Date: {machine['date']}; cores (`nproc`): {machine['nproc']}; CPU "
-        f"(`lscpu` model name): {machine['cpu_model']}; memory "
-        f"{machine['memory']}; kernel {machine['kernel']}; load average before "
-        f"the run: {machine['load_average']}.",
+        f"- Cores (`nproc`): {machine['nproc']}; CPU (`lscpu` model name): "
+        f"{machine['cpu_model']}; memory {machine['memory']}; kernel "
+        f"{machine['kernel']}.",
         f"- Python {machine['python']}, aiortc {machine['aiortc']}, PyAV "
         f"{machine['av']}, aioice {machine['aioice']}, pylibsrtp "
         f"{machine['pylibsrtp']}, Janus {machine['janus']} (Debian).",
-        f"- Hub: {data.get('hub_source', 'not run')}.",
-        f"- Command: `{data['command']}` (took {data['elapsed_seconds']} s).",
-        "",
     ]
+    for index, run in enumerate(runs):
+        out.append(
+            f"- Run {index + 1}, {run['machine']['date']}: `{run['command']}` (took "
+            f"{run['elapsed_seconds']} s; load average before it "
+            f"{run['machine']['load_average']}; hub {run['hub_source']})."
+        )
+    out.append("")
     for relay in relays:
         rows = [r for r in results if r["relay"] == relay]
         out += [f"## {RELAY_TITLES.get(relay, relay)}", ""]
@@ -254,7 +265,10 @@ def render(data: dict[str, Any]) -> str:
     out += ["", "## Runs that failed or were skipped", ""]
     if failures:
         for r in failures:
-            out.append(f"- {r['relay']} at N={r['n']}: {r['status']}; {r['error']}")
+            out.append(
+                f"- {r['relay']} at N={r['n']} (run {r.get('run', 0) + 1}): "
+                f"{r['status']}; {r['error']}"
+            )
     else:
         out.append("- none")
     out.append("")
