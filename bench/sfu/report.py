@@ -10,7 +10,8 @@ import subprocess
 from typing import Any
 
 RELAY_NOTES = {
-    "hub": "The hub forwards the publisher's RTP packets; its commit is given above.",
+    "hub": "The hub forwards the publisher's RTP packets. The run list above "
+    "gives its code version.",
     "relay": "This baseline decodes the publisher's video once and re-encodes "
     "it per subscriber at aiortc's own target bitrate, so its packet counts "
     "differ from the publisher's by design and no frame can be bit-exact: "
