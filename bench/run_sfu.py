@@ -424,7 +424,9 @@ class Bench:
         result.connected = sum(r["connected"] for r in readies)
         errors = [e for r in readies for e in r["errors"]]
         if result.connected == 0:
-            raise ConnectionError(f"no subscriber connected: {errors[:2]}")
+            raise ConnectionError(
+                f"no subscriber connected: {errors[:2]}; see {self.logs}/{tag}-*.log"
+            )
         if result.connected < n:
             result.error = f"{n - result.connected} subscribers failed: {errors[:2]}"
         logger.info(
