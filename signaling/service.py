@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +33,21 @@ logger = logging.getLogger(__name__)
 Hook = Callable[..., Awaitable[None]]
 
 CLOSE_TIMEOUT = 4408
+
+
+def unsubscribe(media: PeerMedia, track_id: str) -> bool:
+    """Stop sending track `track_id` on the participant's down connection.
+    Returns False if it was not sent."""
+    entry = media.down.get(track_id)
+    if not media.unsubscribe(track_id):
+        return False
+    # NOTE: aiortc 1.16 writes the msid of a retired (inactive) section into
+    # every later offer. Chrome rejects an offer whose new section for the same
+    # track repeats it ("Duplicate a=msid lines detected"), which happens when
+    # a side room ends. So the retired sender gets a track id of its own. This
+    # belongs in PeerMedia.unsubscribe (media/peer.py).
+    entry[0].sender._track_id = f"{track_id}-retired-{uuid.uuid4().hex[:8]}"
+    return True
 
 
 class SignalingService:
@@ -343,7 +359,7 @@ class SignalingService:
         room.tracks.pop(up.id, None)
         for other in list(room.participants.values()):
             other.requested_tracks.discard(up.id)
-            if other.media is not None and other.media.unsubscribe(up.id):
+            if other.media is not None and unsubscribe(other.media, up.id):
                 self.schedule_negotiation(other)
         up.end()
         if broadcast:
@@ -370,7 +386,7 @@ class SignalingService:
                     desired[up.id] = up
         changed = False
         for track_id in [t for t in media.down if t not in desired]:
-            changed |= media.unsubscribe(track_id)
+            changed |= unsubscribe(media, track_id)
         for up in desired.values():
             changed |= media.subscribe(up)
         if changed:
@@ -529,7 +545,7 @@ class SignalingService:
         participant.requested_tracks.difference_update(message["tracks"])
         changed = False
         for track_id in message["tracks"]:
-            changed |= participant.media.unsubscribe(track_id)
+            changed |= unsubscribe(participant.media, track_id)
         if changed:
             self.schedule_negotiation(participant)
         self._reply(participant, {"type": "ok"}, message)

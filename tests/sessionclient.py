@@ -29,12 +29,10 @@ MEDIATION_ROOM = "puer-mediation"
 LECTURE_ROOM = "puer-training"
 UNIT = "puer.simao"
 
+# tests/hubproc.py already points org.file at ORG_FILE.
 AUTH_CONFIG = f"""
 [auth]
 secret = "{SECRET}"
-
-[org]
-file = "{ORG_FILE}"
 """
 
 _request_ids = itertools.count(1)

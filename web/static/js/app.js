@@ -14,6 +14,7 @@ import {
   t,
   translatePage,
 } from "./i18n.js";
+import { installSocketTap, ModerationPanel, SOURCE_ACTIONS } from "./moderation.js";
 import {
   CLIENT_ERRORS,
   HubError,
@@ -145,6 +146,9 @@ class ConferenceApp {
   #micMuted = false;
   #cameraMuted = false;
   #leftReason = "left"; // left, removed or failed
+  #moderation;
+  // Local sources handed to the session, which the role may publish now.
+  #publishing = new Set();
 
   constructor() {
     this.#elements = {
@@ -179,6 +183,16 @@ class ConferenceApp {
         this.#elements.playAudio.hidden = !blocked;
       },
     });
+    this.#moderation = new ModerationPanel({
+      tap: installSocketTap(),
+      container: this.#elements.conferenceView,
+      callbacks: {
+        onActions: (actions) => this.#applyActions(actions),
+        onMutedByHost: (source) => this.#muteByHost(source),
+        onSessionToken: (token) => this.#useSessionToken(token),
+        notify: (text, level) => this.#notices.show(text, level),
+      },
+    });
   }
 
   start() {
@@ -186,7 +200,8 @@ class ConferenceApp {
     const el = this.#elements;
     el.roomInput.value = params.get("room") ?? "";
     el.nameInput.value = params.get("name") ?? readStoredName();
-    this.#token = params.get("token") ?? "";
+    // An invite link (/join?room=...&invite=...) carries the token as "invite".
+    this.#token = params.get("token") ?? params.get("invite") ?? "";
 
     el.joinForm.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -273,6 +288,7 @@ class ConferenceApp {
       token: this.#token,
     });
     this.#session = session;
+    this.#moderation.reset();
     this.#view.clear();
     this.#view.setSelf({ peer: "self", name: this.#name });
     this.#showConference();
@@ -287,6 +303,9 @@ class ConferenceApp {
     if (this.#camera.getVideoTracks().length === 0) {
       this.#view.showLocal("camera", null);
     }
+    this.#publishing = new Set(
+      this.#camera.getTracks().map((track) => (track.kind === "audio" ? "microphone" : "camera")),
+    );
     if (this.#micMuted) {
       session.setMuted("microphone", true);
     }
@@ -329,6 +348,9 @@ class ConferenceApp {
     on("tracks", ({ tracks }) => this.#view.updateTracks(tracks));
     on("connection-state", ({ state }) => this.#renderState(state));
     on("error", (detail) => {
+      if (this.#moderation.isExpectedRefusal(detail)) {
+        return;
+      }
       this.#notices.show(t("notice.hubError", { text: describeError(detail) }), "error");
     });
     on("closed", ({ code }) => {
@@ -337,6 +359,51 @@ class ConferenceApp {
       }
       this.#showLeft(code === 4409 ? "removed" : "failed");
     });
+  }
+
+  // ---- session controls (moderation.js) ----
+
+  // Hands the session exactly the local sources the role may publish now:
+  // none in the waiting room, and in a lecture no microphone before the host
+  // gives the floor. Called before HubSession handles `joined`, so refused
+  // sources are never offered.
+  #applyActions(actions) {
+    const session = this.#session;
+    if (!session || !this.#camera) {
+      return;
+    }
+    for (const track of this.#camera.getTracks()) {
+      const source = track.kind === "audio" ? "microphone" : "camera";
+      const allowed = actions.includes(SOURCE_ACTIONS[source]);
+      if (allowed && !this.#publishing.has(source)) {
+        this.#publishing.add(source);
+        session.addTrack(track, source, this.#camera);
+      } else if (!allowed && this.#publishing.has(source)) {
+        this.#publishing.delete(source);
+        session.removeTrack(source);
+      }
+    }
+    if (this.#screen && !actions.includes(SOURCE_ACTIONS.screen)) {
+      this.#stopScreen();
+    }
+  }
+
+  async #muteByHost(source) {
+    if (source === "microphone" && !this.#micMuted) {
+      await this.#toggleMicrophone();
+    } else if (source === "camera" && !this.#cameraMuted) {
+      await this.#toggleCamera();
+    }
+  }
+
+  // The hub used up the invite; later joins (the rejoin button, a reload)
+  // need the session token it gave in exchange.
+  #useSessionToken(token) {
+    this.#token = token;
+    const url = new URL(location.href);
+    url.searchParams.delete("invite");
+    url.searchParams.set("token", token);
+    history.replaceState(null, "", url);
   }
 
   #leave(reason) {
