@@ -3,7 +3,7 @@
 // hands, roll call, host mutes, recording notice and chat.
 //
 // Two parts:
-// - SocketTap sees every frame of the hub socket that HubSession
+// - SocketTap receives every frame of the hub socket that HubSession
 //   (signaling.js) opens, and sends the control messages on it. HubSession
 //   ignores message types it does not know and has no public send, so the tap
 //   wraps the page's WebSocket constructor. It must be installed before the
@@ -312,7 +312,7 @@ export function installSocketTap(path = "/ws") {
   class TappedWebSocket extends NativeWebSocket {
     constructor(url, protocols) {
       super(url, protocols);
-      // Added here, so the tap sees each message before HubSession's own
+      // Added here, so the tap gets each message before HubSession's own
       // listener, which is added after the constructor returns.
       if (new URL(url, location.href).pathname === path) {
         tap.adopt(this);
@@ -391,7 +391,7 @@ export class ModerationPanel {
     this.#render();
   }
 
-  /** What this participant may do now (hub Action values). */
+  /** Actions this participant may do now (hub Action values). */
   get actions() {
     return this.#state.actions;
   }
@@ -656,8 +656,11 @@ export class ModerationPanel {
     root.dataset.locked = String(state.session.locked);
     root.dataset.recording = String(state.session.recording);
     const kindName = tr(`kind.${state.kind}`);
-    const roleName = state.role ? tr(`role.${state.role}`) : "";
-    parts.title.textContent = `${tr("panel.title")} · ${kindName}${roleName ? ` · ${roleName}` : ""}`;
+    const titleParts = [tr("panel.title"), kindName];
+    if (state.role) {
+      titleParts.push(tr(`role.${state.role}`));
+    }
+    parts.title.textContent = titleParts.join(" · ");
 
     this.#renderStatus();
 
@@ -665,7 +668,8 @@ export class ModerationPanel {
     parts.lock.textContent = tr(state.session.locked ? "host.unlock" : "host.lock");
     parts.lock.setAttribute("aria-pressed", String(state.session.locked));
     parts.recording.hidden = !this.may("start_recording");
-    parts.recording.textContent = tr(state.session.recording ? "host.recordStop" : "host.recordStart");
+    const recordingKey = state.session.recording ? "host.recordStop" : "host.recordStart";
+    parts.recording.textContent = tr(recordingKey);
     parts.recording.setAttribute("aria-pressed", String(state.session.recording));
     parts.muteAll.hidden = !this.may("mute_others");
     parts.muteAll.textContent = tr("host.muteAll");
@@ -743,7 +747,8 @@ export class ModerationPanel {
       line("mod-floor", tr("status.floor", { name: this.#nameOf(state.session.floor) }));
     }
     if (state.session.spotlight) {
-      line("mod-spotlight", tr("status.spotlight", { name: this.#nameOf(state.session.spotlight) }));
+      const name = this.#nameOf(state.session.spotlight);
+      line("mod-spotlight", tr("status.spotlight", { name }));
     }
     this.#parts.status.replaceChildren(...lines);
   }
