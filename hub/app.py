@@ -20,11 +20,11 @@ from hub.camera_push import CameraPush
 from hub.config import Config
 from hub.errors import HubError
 from hub.records_bridge import RecordsBridge
-from hub.shared import redis_invite_store
-from hub.snapshots import snapshot_routes
 from hub.roles import check as check_role
 from hub.roles import is_allowed
 from hub.rooms import Room, RoomManager
+from hub.shared import redis_invite_store
+from hub.snapshots import snapshot_routes
 from hub.stats import StatsCollector
 from media import ice, transcode_counter
 from media.cameras import build_camera_service

@@ -24,8 +24,9 @@ def serve(config: Config) -> int:
     )
     if not tls and host not in ("127.0.0.1", "localhost", "::1"):
         print(
-            "Note: browsers allow camera and microphone only on https:// or localhost; "
-            "run `hub cert` and set server.tls_cert and server.tls_key for other rooms.",
+            "Note: browsers allow camera and microphone only on https:// or "
+            "localhost; run `hub cert` and set server.tls_cert and server.tls_key "
+            "for other rooms.",
             flush=True,
         )
     uv_config = uvicorn.Config(

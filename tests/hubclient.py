@@ -6,8 +6,8 @@ on the down connection, like the browser client does."""
 from __future__ import annotations
 
 import asyncio
-import re
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
