@@ -110,6 +110,16 @@ class Participant:
             if self.on_overflow is not None:
                 self.on_overflow(self)
 
+    def end_outbox(self) -> None:
+        """Tell the socket writer that nothing more will be queued, so it can
+        close the socket (with `close_code`) once the queue is flushed."""
+        try:
+            self.outbox.put_nowait(None)
+        except asyncio.QueueFull:
+            # The writer is stuck on a client that does not read: the socket
+            # layer's idle timeout or the TCP stack will end it.
+            pass
+
     @property
     def unit(self) -> str | None:
         return getattr(self.identity, "unit", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -282,6 +283,11 @@ class PeerMedia:
         down.close()
         down.sender.down = None
         transceiver.direction = "inactive"
+        # aiortc 1.16 keeps writing the msid of a retired section into later
+        # offers, and Chrome rejects an offer that repeats it for a new
+        # section of the same track ("Duplicate a=msid lines detected"), as
+        # when a side room ends. The retired sender gets an id of its own.
+        down.sender._track_id = f"{track_id}-retired-{uuid.uuid4().hex[:8]}"
         # End the sender's RTP and RTCP tasks (it says BYE to the subscriber);
         # the inactive media section stays in the SDP, as aiortc has no way
         # to recycle it.

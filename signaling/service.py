@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,16 +37,7 @@ CLOSE_TIMEOUT = 4408
 def unsubscribe(media: PeerMedia, track_id: str) -> bool:
     """Stop sending track `track_id` on the participant's down connection.
     Returns False if it was not sent."""
-    entry = media.down.get(track_id)
-    if not media.unsubscribe(track_id):
-        return False
-    # NOTE: aiortc 1.16 writes the msid of a retired (inactive) section into
-    # every later offer. Chrome rejects an offer whose new section for the same
-    # track repeats it ("Duplicate a=msid lines detected"), which happens when
-    # a side room ends. So the retired sender gets a track id of its own. This
-    # belongs in PeerMedia.unsubscribe (media/peer.py).
-    entry[0].sender._track_id = f"{track_id}-retired-{uuid.uuid4().hex[:8]}"
-    return True
+    return media.unsubscribe(track_id)
 
 
 class SignalingService:
@@ -336,6 +326,7 @@ class SignalingService:
             participant.negotiation_task.cancel()
         if media is not None:
             await media.close()
+        participant.end_outbox()
         self.rooms.discard_if_empty(room)
         await self.run_hooks("leave", room=room, participant=participant, reason=reason)
 

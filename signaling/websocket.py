@@ -62,6 +62,12 @@ class _Connection:
         try:
             while True:
                 message = await participant.outbox.get()
+                if message is None:
+                    # The participant left from elsewhere (removed by a host,
+                    # media failed): close its socket now.
+                    code = participant.close_code or CLOSE_IDLE
+                    await self.websocket.close(code, "left")
+                    return
                 await self._send(message)
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             pass
@@ -86,8 +92,11 @@ class _Connection:
     async def _drain(self) -> None:
         participant = self.participant
         while participant is not None and not participant.outbox.empty():
+            message = participant.outbox.get_nowait()
+            if message is None:
+                continue
             try:
-                await self._send(participant.outbox.get_nowait())
+                await self._send(message)
             except Exception:
                 break
 

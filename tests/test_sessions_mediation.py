@@ -290,8 +290,7 @@ async def test_remove_waiting_party(hub):
         assert reply["type"] == "ok"
         await told
         assert (await listed)["peers"] == []
-        await party.send({"type": "ping"})
-        await party.ws.wait_closed()
+        await asyncio.wait_for(party.ws.wait_closed(), 10)
         assert party.ws.close_code == 4409
     finally:
         await close_all(mediator, party)
