@@ -14,7 +14,7 @@ import {
   t,
   translatePage,
 } from "./i18n.js";
-import { installSocketTap, ModerationPanel, SOURCE_ACTIONS } from "./moderation.js";
+import { ModerationPanel, SessionTap, SOURCE_ACTIONS } from "./moderation.js";
 import {
   CLIENT_ERRORS,
   HubError,
@@ -147,6 +147,7 @@ class ConferenceApp {
   #cameraMuted = false;
   #leftReason = "left"; // left, removed or failed
   #moderation;
+  #tap = new SessionTap();
   // Local sources handed to the session, which the role may publish now.
   #publishing = new Set();
 
@@ -184,7 +185,7 @@ class ConferenceApp {
       },
     });
     this.#moderation = new ModerationPanel({
-      tap: installSocketTap(),
+      tap: this.#tap,
       container: this.#elements.conferenceView,
       callbacks: {
         onActions: (actions) => this.#applyActions(actions),
@@ -288,6 +289,7 @@ class ConferenceApp {
       token: this.#token,
     });
     this.#session = session;
+    this.#tap.attach(session);
     this.#moderation.reset();
     this.#view.clear();
     this.#view.setSelf({ peer: "self", name: this.#name });

@@ -3,11 +3,8 @@
 // hands, roll call, host mutes, recording notice and chat.
 //
 // Two parts:
-// - SocketTap receives every frame of the hub socket that HubSession
-//   (signaling.js) opens, and sends the control messages on it. HubSession
-//   ignores message types it does not know and has no public send, so the tap
-//   wraps the page's WebSocket constructor. It must be installed before the
-//   first HubSession connects.
+// - SessionTap passes every message of the current HubSession (signaling.js)
+//   to the panel, and sends the control messages through it.
 // - ModerationPanel keeps the session state from those frames and draws the
 //   side panel: status lines, host buttons, the waiting list, participants with
 //   their buttons, and the chat.
@@ -251,77 +248,34 @@ function chatTime(at) {
   });
 }
 
-// ---- the socket tap ----
+// ---- the session tap ----
 
-class SocketTap {
-  #socket = null;
+export class SessionTap {
+  #session = null;
+  #detach = null;
   #listeners = new Set();
 
-  /** Makes `socket` the hub socket the panel reads and writes. */
-  adopt(socket) {
-    this.#socket = socket;
-    socket.addEventListener("message", (event) => {
-      if (socket !== this.#socket) {
-        return;
-      }
-      let message;
-      try {
-        message = JSON.parse(event.data);
-      } catch {
-        // HubSession reports frames that are not JSON.
-        return;
-      }
-      if (message === null || typeof message !== "object") {
-        return;
-      }
+  /** Makes `session` the HubSession the panel reads and writes. */
+  attach(session) {
+    this.#detach?.();
+    this.#session = session;
+    this.#detach = session.onMessage((message) => {
       for (const listener of this.#listeners) {
         listener(message);
       }
     });
   }
 
-  /** Calls `listener` with each message from the hub, before HubSession gets it. */
+  /** Calls `listener` with each message from the hub, before HubSession handles it. */
   onMessage(listener) {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
-  /** Sends a control message; returns false if the socket is not open. */
+  /** Sends a control message; returns false if the session's socket is not open. */
   send(message) {
-    const socket = this.#socket;
-    if (!socket || socket.readyState !== WebSocket.OPEN) {
-      return false;
-    }
-    socket.send(JSON.stringify(message));
-    return true;
+    return this.#session ? this.#session.send(message) : false;
   }
-}
-
-let installedTap = null;
-
-/**
- * Wraps window.WebSocket so sockets to the hub's `path` are also handed to the
- * returned tap. Call once, before any HubSession connects.
- */
-export function installSocketTap(path = "/ws") {
-  if (installedTap) {
-    return installedTap;
-  }
-  const tap = new SocketTap();
-  const NativeWebSocket = window.WebSocket;
-  class TappedWebSocket extends NativeWebSocket {
-    constructor(url, protocols) {
-      super(url, protocols);
-      // Added here, so the tap gets each message before HubSession's own
-      // listener, which is added after the constructor returns.
-      if (new URL(url, location.href).pathname === path) {
-        tap.adopt(this);
-      }
-    }
-  }
-  window.WebSocket = TappedWebSocket;
-  installedTap = tap;
-  return tap;
 }
 
 // ---- the panel ----
@@ -336,7 +290,7 @@ export class ModerationPanel {
 
   /**
    * @param {object} options
-   * @param {SocketTap} options.tap  from installSocketTap()
+   * @param {SessionTap} options.tap  passes the current HubSession's messages
    * @param {HTMLElement} options.container  the conference view; the panel is
    *   appended to it
    * @param {object} options.callbacks

@@ -74,6 +74,7 @@ export class HubSession extends EventTarget {
   #room;
   #name;
   #token;
+  #messageListeners = new Set();
   #subscribe;
 
   #socket = null;
@@ -249,6 +250,28 @@ export class HubSession extends EventTarget {
     this.#teardown(1000, "left");
     this.#setState("closed");
     this.#emit("closed", { code: 1000, reason: "left" });
+  }
+
+  /**
+   * Calls `listener` with every message from the hub, before this session
+   * handles it (session controls, task events and types this class does not
+   * know). Returns a function that removes the listener.
+   */
+  onMessage(listener) {
+    this.#messageListeners.add(listener);
+    return () => this.#messageListeners.delete(listener);
+  }
+
+  /**
+   * Sends a message as it is, without an `id` (a reply is not awaited).
+   * Returns false if the socket is not open.
+   */
+  send(message) {
+    if (!this.#socket || this.#socket.readyState !== WebSocket.OPEN) {
+      return false;
+    }
+    this.#socket.send(JSON.stringify(message));
+    return true;
   }
 
   // ---- connection and reconnection ----
@@ -487,6 +510,13 @@ export class HubSession extends EventTarget {
       this.#emitError("bad-message", "hub sent a message without a string 'type'");
       return;
     }
+    for (const listener of this.#messageListeners) {
+      try {
+        listener(message);
+      } catch (err) {
+        console.error("hub message listener failed", err);
+      }
+    }
     switch (message.type) {
       case "joined":
         this.#onJoined(message);
@@ -527,6 +557,11 @@ export class HubSession extends EventTarget {
 
   #onJoined(message) {
     this.#peerId = message.peer;
+    if (typeof message.token === "string" && message.token) {
+      // A single-use invite was exchanged for a session token: reconnects
+      // must present that one.
+      this.#token = message.token;
+    }
     this.#peers.clear();
     for (const peer of message.peers ?? []) {
       this.#peers.set(peer.id, { id: peer.id, name: peer.name });
