@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -18,10 +19,10 @@ from dispatch.db import Store
 from dispatch.overdue import OverdueWatcher
 from hub.camera_push import CameraPush
 from hub.config import Config
-from hub.errors import HubError
+from hub.errors import HubError, NotFound
 from hub.records_bridge import RecordsBridge
+from hub.roles import Role, SessionKind, can_see_camera, is_allowed
 from hub.roles import check as check_role
-from hub.roles import is_allowed
 from hub.rooms import Room, RoomManager
 from hub.shared import redis_invite_store
 from hub.snapshots import snapshot_routes
@@ -93,7 +94,9 @@ class Hub:
                 self.camera_push.remove(room.id, entry["camera"], entry["stream"])
             self.rooms.discard_if_empty(room)
 
-    async def authorize(self, request: Request, action: str, room_id: str) -> None:
+    async def authorize(
+        self, request: Request, action: str, room_id: str, camera_id: str | None = None
+    ) -> None:
         """Check the HTTP request's bearer token allows `action` in the room.
         Without auth.required every request is allowed (LAN trial)."""
         if not self.access.required:
@@ -103,6 +106,45 @@ class Hub:
             room_id, None, self.rooms.rooms.get(room_id)
         )
         check_role(kind, identity.role, action)
+        if action == "push_camera" and camera_id is not None:
+            camera = self.camera_registry.get(camera_id)
+            if not self._sees(identity, camera):
+                raise NotFound(
+                    f"camera {camera_id!r} not found among the cameras of unit "
+                    f"{identity.unit!r} and the units below it"
+                )
+
+    def _request_identity(self, request: Request):
+        """Return the bearer token's identity, or raise HTTPException(401)."""
+        try:
+            return self.access.bearer(request, None)
+        except HubError as exc:
+            raise HTTPException(401, exc.message) from None
+
+    async def authorize_cameras(self, request: Request, action: str) -> bool:
+        """Camera API: reading and snapshots need the view_cameras right of a
+        joint session; changing the registry needs a chair or dispatcher."""
+        if not self.access.required:
+            return True
+        identity = self._request_identity(request)
+        if action == "cameras.write":
+            return identity.role in (Role.CHAIR, Role.DISPATCHER)
+        return is_allowed(SessionKind.JOINT, identity.role, "view_cameras")
+
+    def can_see_camera(self, request: Request, camera) -> bool:
+        """A unit sees its own cameras and those of the units below it."""
+        if not self.access.required:
+            return True
+        return self._sees(self._request_identity(request), camera)
+
+    def _sees(self, identity, camera) -> bool:
+        org = self.access.org
+        if org is None or not identity.unit:
+            return False
+        try:
+            return can_see_camera(org, identity.unit, camera.unit)
+        except HubError:
+            return False
 
     async def authorize_dispatch(self, request: Request, action: str) -> bool:
         """Map the dispatch API's actions onto roles; everything is allowed
@@ -196,7 +238,12 @@ def create_app(config: Config) -> Starlette:
         *access_routes(hub.access, hub.rooms),
         *hub.camera_push.routes(hub.authorize),
         *snapshot_routes(hub.camera_manager, config.data_path),
-        *camera_routes(hub.camera_registry, hub.camera_manager),
+        *camera_routes(
+            hub.camera_registry,
+            hub.camera_manager,
+            hub.authorize_cameras,
+            can_see=hub.can_see_camera,
+        ),
         Mount(
             "/api",
             routes=dispatch_routes(

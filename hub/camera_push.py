@@ -22,7 +22,8 @@ from signaling.service import SignalingService
 logger = logging.getLogger(__name__)
 
 STREAMS = ("main", "sub")
-Authorize = Callable[[Request, str, str], Awaitable[None]]
+# authorize(request, action, room_id, camera_id) raises HubError to refuse.
+Authorize = Callable[[Request, str, str, str | None], Awaitable[None]]
 
 
 class CameraTrack:
@@ -174,19 +175,20 @@ class CameraPush:
     # --- HTTP -------------------------------------------------------------
 
     def routes(self, authorize: Authorize | None = None) -> list[Route]:
-        async def check(request: Request, action: str) -> None:
+        async def check(request: Request, action: str, camera_id: str | None) -> None:
             if authorize is not None:
-                await authorize(request, action, request.path_params["room_id"])
+                room_id = request.path_params["room_id"]
+                await authorize(request, action, room_id, camera_id)
 
         async def push(request: Request) -> JSONResponse:
             try:
-                await check(request, "push_camera")
                 body = await _json_body(request)
                 camera_id = body.get("camera")
                 if not isinstance(camera_id, str) or not camera_id:
                     raise ProtocolError(
                         f"field 'camera' must be a camera id string, got {camera_id!r}"
                     )
+                await check(request, "push_camera", camera_id)
                 stream = body.get("stream", "main")
                 entry = await self.push(
                     request.path_params["room_id"], camera_id, stream
@@ -212,7 +214,7 @@ class CameraPush:
 
         async def remove(request: Request) -> JSONResponse:
             try:
-                await check(request, "push_camera")
+                await check(request, "push_camera", request.path_params["camera_id"])
             except HubError as exc:
                 return _error(exc, _status(exc))
             stream = request.query_params.get("stream", "main")
