@@ -21,6 +21,7 @@ from pathlib import Path
 
 import av
 import httpx
+import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
@@ -28,16 +29,21 @@ from tests.browser import launch_chromium, timeout_ms
 from tests.hubclient import HubClient
 from tests.hubproc import HubProcess, run_hub, scaled
 from tests.media_tracks import FlatVideoTrack
-from tests.rtsp_server import CLIP, CLIP_HEIGHT, CLIP_WIDTH, GstRtspServer, gstreamer_available
+from tests.rtsp_server import (
+    CLIP,
+    CLIP_HEIGHT,
+    CLIP_WIDTH,
+    GstRtspServer,
+    gstreamer_available,
+)
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.rtsp,
-    pytest.mark.skipif(gstreamer_available() is not None, reason=str(gstreamer_available())),
+    pytest.mark.skipif(
+        gstreamer_available() is not None, reason=str(gstreamer_available())
+    ),
 ]
-
-REPO = Path(__file__).resolve().parent.parent
-ORG_FILE = REPO / "configs" / "org-puer.toml"
 
 SUB_WIDTH = 640
 SUB_HEIGHT = 360
@@ -45,7 +51,8 @@ SUB_HEIGHT = 360
 # has one keyframe per 132-frame loop.
 SUB_KEYFRAME_INTERVAL = 25
 
-# (id, name, network, unit) of the test cameras; the units are in ORG_FILE.
+# (id, name, network, unit) of the test cameras; the units are in
+# configs/org-puer.toml.
 CAMERAS = [
     ("53080200001320000011", "思茅区茶苑路口", "xueliang", "puer.simao.simao"),
     ("53080200001310000112", "思茅区客运站进站口", "tianyan", "puer.simao"),
@@ -75,7 +82,8 @@ TILES = """() => [...document.querySelectorAll(".wall-tile")]
       frames: video ? video.getVideoPlaybackQuality().totalVideoFrames : 0,
       width: video ? video.videoWidth : 0,
       height: video ? video.videoHeight : 0,
-      firstFrameMs: tile.dataset.firstFrameMs ? Number(tile.dataset.firstFrameMs) : null,
+      firstFrameMs:
+        tile.dataset.firstFrameMs ? Number(tile.dataset.firstFrameMs) : null,
       enlarged: tile.classList.contains("enlarged"),
     };
   })"""
@@ -90,6 +98,30 @@ TILE_PLAYING = """([index, frames, width]) => {
     video.getVideoPlaybackQuality().totalVideoFrames > frames &&
     (width === 0 || video.videoWidth === width);
 }"""
+
+# Luma of tile `index`'s current picture, scaled to width x height.
+TILE_THUMBNAIL = """([index, width, height]) => {
+  const videos = document.querySelectorAll(
+    `.wall-tile[data-index="${index}"] .wall-tile-stage video`);
+  const video = videos[videos.length - 1];
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(video, 0, 0, width, height);
+  const { data } = context.getImageData(0, 0, width, height);
+  const luma = [];
+  for (let i = 0; i < data.length; i += 4) {
+    luma.push(0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2]);
+  }
+  return luma;
+}"""
+THUMB_WIDTH = 64
+THUMB_HEIGHT = 36
+# Pearson correlation with the best-matching clip frame above which a tile's
+# picture counts as the camera's picture. An intact frame scores above 0.99;
+# a frame whose first slice was lost (green blocks) scored 0.56.
+MIN_CLIP_CORRELATION = 0.9
 
 TILE_STATE = """([index, state]) =>
   document.querySelector(`.wall-tile[data-index="${index}"]`).dataset.state === state"""
@@ -136,9 +168,45 @@ def make_sub_clip(target: Path) -> None:
             output.mux(packet)
 
 
+def luma_thumbnails(path: Path) -> np.ndarray:
+    """Return one row per frame of `path`: its luma at THUMB_WIDTH x
+    THUMB_HEIGHT."""
+    rows = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            small = frame.reformat(THUMB_WIDTH, THUMB_HEIGHT, format="gray")
+            rows.append(small.to_ndarray().astype(float).ravel())
+    return np.array(rows)
+
+
+def best_correlation(luma: list[float], reference: np.ndarray) -> float:
+    """Return the highest Pearson correlation of `luma` with a reference row."""
+    sample = np.array(luma)
+    sample = (sample - sample.mean()) / (sample.std() or 1.0)
+    rows = reference - reference.mean(axis=1, keepdims=True)
+    rows = rows / np.where(
+        rows.std(axis=1, keepdims=True) == 0, 1.0, rows.std(axis=1, keepdims=True)
+    )
+    return float((rows @ sample).max() / sample.size)
+
+
+async def assert_shows_clip(page: Page, index: int, reference: np.ndarray) -> None:
+    """Check that three pictures of tile `index`, some frames apart, are
+    frames of the clip and not damaged ones."""
+    for _ in range(3):
+        await wait_playing(page, index, 5)
+        luma = await page.evaluate(TILE_THUMBNAIL, [index, THUMB_WIDTH, THUMB_HEIGHT])
+        best = best_correlation(luma, reference)
+        assert best > MIN_CLIP_CORRELATION, (
+            f"tile {index} shows a picture unlike the clip (best correlation "
+            f"{best:.2f}, need {MIN_CLIP_CORRELATION})"
+        )
+
+
 def hub_config(folder: Path, rtsp: GstRtspServer) -> str:
-    """Return the extra hub configuration: the org tree and a cameras file
-    whose cameras all read the RTSP server's /main and /sub mounts."""
+    """Return the extra hub configuration: a cameras file whose cameras all
+    read the RTSP server's /main and /sub mounts (run_hub adds the sample org
+    tree)."""
     cameras = folder / "cameras.toml"
     entries = "".join(
         f"""
@@ -164,7 +232,7 @@ backoff_max = 2
 {entries}""",
         encoding="utf-8",
     )
-    return f'\n[org]\nfile = "{ORG_FILE}"\n\n[cameras]\nfile = "{cameras}"\n'
+    return f'\n[cameras]\nfile = "{cameras}"\n'
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +242,20 @@ def sub_clip(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def sub_frames(sub_clip) -> np.ndarray:
+    return luma_thumbnails(sub_clip)
+
+
+@pytest.fixture(scope="module")
+def main_frames() -> np.ndarray:
+    return luma_thumbnails(CLIP)
+
+
 def rtsp_server(sub_clip: Path, port: int | None = None) -> GstRtspServer:
-    return GstRtspServer({"/main": f"clip:{CLIP}", "/sub": f"clip:{sub_clip}"}, port=port)
+    return GstRtspServer(
+        {"/main": f"clip:{CLIP}", "/sub": f"clip:{sub_clip}"}, port=port
+    )
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +263,10 @@ def camera_hub(tmp_path_factory, sub_clip) -> Iterator[HubProcess]:
     """A hub whose four cameras play; shared by the tests that do not break
     the RTSP server."""
     folder = tmp_path_factory.mktemp("wall-hub")
-    with rtsp_server(sub_clip) as rtsp, run_hub(folder, hub_config(folder, rtsp)) as hub:
+    with (
+        rtsp_server(sub_clip) as rtsp,
+        run_hub(folder, hub_config(folder, rtsp)) as hub,
+    ):
         yield hub
 
 
@@ -271,7 +354,9 @@ async def test_wall_tree_lists_units_and_cameras(camera_hub) -> None:
             camera_id: (unit, {"xueliang": "雪亮", "tianyan": "天眼"}[network], name)
             for camera_id, name, network, unit in CAMERAS
         }
-        assert {c["id"]: (c["unit"], c["network"], c["name"]) for c in cameras} == expected
+        assert {
+            c["id"]: (c["unit"], c["network"], c["name"]) for c in cameras
+        } == expected
         assert {c["state"] for c in cameras} == {"未调阅"}
 
         # The filter keeps matching cameras only.
@@ -300,7 +385,7 @@ async def test_wall_tree_lists_units_and_cameras(camera_hub) -> None:
         await browser.close()
 
 
-async def test_wall_plays_four_cameras(camera_hub, tmp_path) -> None:
+async def test_wall_plays_four_cameras(camera_hub, tmp_path, sub_frames) -> None:
     async with async_playwright() as playwright:
         browser = await launch_chromium(playwright)
         page = await open_wall(browser, camera_hub)
@@ -318,6 +403,8 @@ async def test_wall_plays_four_cameras(camera_hub, tmp_path) -> None:
         assert all(t["stream"] == "sub" and t["streamLabel"] == "子码流" for t in shown)
         assert all((t["width"], t["height"]) == (SUB_WIDTH, SUB_HEIGHT) for t in shown)
         assert all(t["message"] == "" for t in shown)
+        for index in range(4):
+            await assert_shows_clip(page, index, sub_frames)
         assert wall_room_cameras(camera_hub, room) == sorted(
             (c[0], "sub") for c in CAMERAS
         )
@@ -364,7 +451,7 @@ async def test_wall_plays_four_cameras(camera_hub, tmp_path) -> None:
         await browser.close()
 
 
-async def test_wall_enlarge_switches_to_main(camera_hub) -> None:
+async def test_wall_enlarge_switches_to_main(camera_hub, main_frames) -> None:
     camera_id, name = CAMERAS[1][0], CAMERAS[1][1]
     async with async_playwright() as playwright:
         browser = await launch_chromium(playwright)
@@ -389,6 +476,7 @@ async def test_wall_enlarge_switches_to_main(camera_hub) -> None:
         assert enlarged["streamLabel"] == "主码流"
         assert enlarged["height"] == CLIP_HEIGHT
         assert enlarged["track"] == f"cam-{camera_id}-main"
+        await assert_shows_clip(page, 2, main_frames)
         assert await page.is_hidden('.wall-tile[data-index="0"]')
         box = await page.locator('.wall-tile[data-index="2"]').bounding_box()
         grid = await page.locator("#wall-grid").bounding_box()
@@ -513,7 +601,9 @@ async def test_wall_joins_room_and_pushes_camera(camera_hub) -> None:
             push_row = f'#push-rooms .push-room[data-room="{ROOM}"]'
             await page.wait_for_selector(push_row, timeout=timeout_ms())
             await page.click(f"{push_row} .push-send")
-            await page.wait_for_selector(f"{push_row} .push-withdraw", timeout=timeout_ms())
+            await page.wait_for_selector(
+                f"{push_row} .push-withdraw", timeout=timeout_ms()
+            )
             notice = await page.text_content(".notice:last-child span")
             assert notice == f"已将“{name}”推送到 视频会商室"
 
@@ -551,3 +641,51 @@ async def test_wall_joins_room_and_pushes_camera(camera_hub) -> None:
             await browser.close()
     finally:
         await participant.close()
+
+
+async def test_wall_assigns_task_from_camera_tile(camera_hub) -> None:
+    camera_id, name = CAMERAS[2][0], CAMERAS[2][1]
+    async with async_playwright() as playwright:
+        browser = await launch_chromium(playwright)
+        page = await open_wall(browser, camera_hub)
+        assert await page.text_content("#command-room") == "指挥大厅"
+        await page.click(f'.tree-camera[data-camera="{camera_id}"]')
+        await wait_playing(page, 0, MORE_FRAMES)
+
+        # The tile's task button opens the form with the camera attached and
+        # its picture stored by the hub at that moment.
+        await page.click('.wall-tile[data-index="0"] .tool-task')
+        form = "#task-panel .task-form"
+        await page.wait_for_selector(form, timeout=timeout_ms())
+        assert await page.input_value(f"{form} .task-title-input") == f"核查：{name}"
+        camera_line = f"{form} .task-camera"
+        await page.wait_for_selector(
+            f'{camera_line}:not([data-snapshot=""])', timeout=timeout_ms()
+        )
+        assert await page.text_content(f"{camera_line} .task-camera-text") == (
+            f"附监控截图：{name}"
+        )
+        await page.select_option(f"{form} .task-unit", "puer.ninger.ninger")
+        await page.click(f"{form} .task-submit")
+        await page.wait_for_selector(
+            "#task-panel .task-item .task-camera-link", timeout=timeout_ms()
+        )
+
+        tasks = httpx.get(
+            f"{camera_hub.url}/api/tasks", params={"room": "puer-hall"}
+        ).json()["tasks"]
+        task = next(t for t in tasks if t["camera_id"] == camera_id)
+        assert task["title"] == f"核查：{name}"
+        assert task["assigner"] == "张伟"
+        assert task["assignee_unit"] == "puer.ninger.ninger"
+        assert task["snapshot_path"].startswith(f"snapshots/{camera_id}/")
+        picture = httpx.get(f"{camera_hub.url}/{task['snapshot_path']}")
+        assert picture.status_code == 200
+        assert picture.headers["content-type"] == "image/jpeg"
+        assert picture.content[:2] == b"\xff\xd8"
+        link = await page.get_attribute(
+            "#task-panel .task-item .task-camera-link", "href"
+        )
+        assert link == f"/{task['snapshot_path']}"
+        assert page.errors == []
+        await browser.close()

@@ -15,6 +15,7 @@ import {
   translatePage,
 } from "./i18n.js";
 import { ModerationPanel, SessionTap, SOURCE_ACTIONS } from "./moderation.js";
+import { TaskPanel, setApiToken } from "./tasks.js";
 import {
   CLIENT_ERRORS,
   HubError,
@@ -147,6 +148,7 @@ class ConferenceApp {
   #cameraMuted = false;
   #leftReason = "left"; // left, removed or failed
   #moderation;
+  #tasks = null; // TaskPanel of the joined room
   #tap = new SessionTap();
   // Local sources handed to the session, which the role may publish now.
   #publishing = new Set();
@@ -214,6 +216,7 @@ class ConferenceApp {
     el.leaveButton.addEventListener("click", () => this.#leave("left"));
     el.rejoinButton.addEventListener("click", () => this.#join());
     el.playAudio.addEventListener("click", () => this.#view.resumePlayback());
+    byId("tasks-button").addEventListener("click", () => this.#toggleTasks());
     window.addEventListener("pagehide", () => this.#session?.leave());
     onLanguageChange(() => this.#relabel());
 
@@ -290,6 +293,7 @@ class ConferenceApp {
     });
     this.#session = session;
     this.#tap.attach(session);
+    this.#startTasks(session);
     this.#moderation.reset();
     this.#view.clear();
     this.#view.setSelf({ peer: "self", name: this.#name });
@@ -408,6 +412,37 @@ class ConferenceApp {
     history.replaceState(null, "", url);
   }
 
+  // ---- task panel (tasks.js) ----
+
+  #startTasks(session) {
+    this.#tasks?.stop();
+    setApiToken(this.#token);
+    this.#tasks = new TaskPanel({
+      container: byId("task-panel"),
+      room: this.#room,
+      person: this.#name,
+      notify: (text, level) => this.#notices.show(text, level),
+      onOverdue: (count) => {
+        byId("tasks-button").dataset.overdue = String(count);
+      },
+    });
+    this.#tasks.attachSession(session);
+    this.#tasks.start();
+  }
+
+  #stopTasks() {
+    this.#tasks?.stop();
+    this.#tasks = null;
+    byId("task-panel").hidden = true;
+    byId("tasks-button").setAttribute("aria-pressed", "false");
+  }
+
+  #toggleTasks() {
+    const panel = byId("task-panel");
+    panel.hidden = !panel.hidden;
+    byId("tasks-button").setAttribute("aria-pressed", String(!panel.hidden));
+  }
+
   #leave(reason) {
     this.#session?.leave();
     this.#session = null;
@@ -521,6 +556,7 @@ class ConferenceApp {
   #showLeft(reason) {
     const el = this.#elements;
     this.#leftReason = reason;
+    this.#stopTasks();
     this.#view.clear();
     this.#view.hideLocal("camera");
     this.#view.hideLocal("screen");

@@ -3,8 +3,9 @@
 // Used beside the video on the conference page and on the wall screen.
 //
 // It talks to the dispatch HTTP API under /api/tasks (docs/api.md) and reads
-// the organisation tree from /api/org. It refreshes by polling and after each
-// change it makes; applyTaskEvent() takes a live "task-event" message.
+// the organisation tree from /api/org. It refreshes by polling, after each
+// change it makes, and on the live "task-event" messages of the sessions it
+// is attached to (docs/protocol.md).
 
 import { currentLanguage, onLanguageChange, t } from "./i18n.js";
 
@@ -40,6 +41,19 @@ const MAX_TITLE_LENGTH = 200;
 const MAX_DESCRIPTION_LENGTH = 4000;
 const MAX_PERSON_LENGTH = 64;
 
+// Bearer token sent with every API request, for hubs with auth.required.
+let apiToken = "";
+
+/** Sets the bearer token of later API requests ("" sends none). */
+export function setApiToken(token) {
+  apiToken = typeof token === "string" ? token : "";
+}
+
+/** Headers of an API request: `extra` and the bearer token, if set. */
+export function apiHeaders(extra = {}) {
+  return apiToken ? { ...extra, Authorization: `Bearer ${apiToken}` } : { ...extra };
+}
+
 /** An error answer of the dispatch API, or a failure to reach it (status 0). */
 export class TaskApiError extends Error {
   constructor(status, code, message) {
@@ -72,7 +86,7 @@ export function newIdempotencyKey() {
 }
 
 async function requestJson(method, path, { body, headers = {} } = {}) {
-  const init = { method, headers: { ...headers } };
+  const init = { method, headers: apiHeaders(headers) };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -124,9 +138,11 @@ export const taskApi = {
    * `key`, so the hub stores the task once whichever attempt reached it.
    */
   async create(body, key) {
+    // The hub checks the assigner's role in this room when tokens are required.
+    const path = `/api/tasks?${new URLSearchParams({ room: body.assigner_room })}`;
     for (let attempt = 0; ; attempt += 1) {
       try {
-        return await requestJson("POST", "/api/tasks", {
+        return await requestJson("POST", path, {
           body,
           headers: { "Idempotency-Key": key },
         });
@@ -145,6 +161,14 @@ export const taskApi = {
 
   remind(id, body) {
     return requestJson("POST", `/api/tasks/${encodeURIComponent(id)}/reminders`, { body });
+  },
+
+  /**
+   * Stores the camera's current picture on the hub; returns {snapshot_path,
+   * url} to attach to a task.
+   */
+  snapshot(cameraId) {
+    return requestJson("POST", `/api/cameras/${encodeURIComponent(cameraId)}/snapshots`);
   },
 };
 
@@ -210,7 +234,7 @@ export class OrgTree {
 
 /** Fetches /api/org. A hub without an org tree gives an empty tree. */
 export async function loadOrg() {
-  const response = await fetch("/api/org");
+  const response = await fetch("/api/org", { headers: apiHeaders() });
   if (!response.ok) {
     throw new Error(`GET /api/org answered HTTP ${response.status}`);
   }
@@ -314,6 +338,8 @@ export class TaskPanel {
   #unsubscribeLanguage = null;
   #formKey = null;
   #camera = null; // {id, name} attached to the form
+  #snapshot = null; // {snapshot_path, url} stored for the attached camera
+  #onOverdue;
   #sessionId = null;
   #busy = false;
   #unavailable = false;
@@ -327,12 +353,15 @@ export class TaskPanel {
    * @param {(text: string, level: string) => void} [options.notify]  shows
    *   a notice ("info", "warning" or "error")
    * @param {OrgTree} [options.org]  the org tree, fetched when not given
+   * @param {(count: number) => void} [options.onOverdue]  called with the
+   *   number of overdue tasks after each change
    */
-  constructor({ container, room, person, notify = () => {}, org = null }) {
+  constructor({ container, room, person, notify = () => {}, org = null, onOverdue = () => {} }) {
     this.#container = container;
     this.#room = room;
     this.#person = String(person).slice(0, MAX_PERSON_LENGTH);
     this.#notify = notify;
+    this.#onOverdue = onOverdue;
     if (org) {
       this.#org = org;
     }
@@ -366,17 +395,32 @@ export class TaskPanel {
     this.#container.replaceChildren();
   }
 
+  /**
+   * Applies the "task-event" messages `session` (a HubSession) receives.
+   * Returns a function that detaches it.
+   */
+  attachSession(session) {
+    return session.onMessage((message) => {
+      if (message.type === "task-event") {
+        this.applyTaskEvent(message);
+      }
+    });
+  }
+
   /** Sets the session id sent with new tasks (a records session, or null). */
   setSessionId(id) {
     this.#sessionId = Number.isInteger(id) ? id : null;
   }
 
   /**
-   * Opens the assign form. `camera` ({id, name}) attaches a camera, whose
-   * current picture is referenced by the snapshot URL.
+   * Opens the assign form. `camera` ({id, name}) attaches a camera: the hub
+   * stores its picture at this moment, and the task refers to that file.
    */
   openForm({ camera = null, title = "" } = {}) {
     const el = this.#elements;
+    if (camera?.id !== this.#camera?.id) {
+      this.#snapshot = null;
+    }
     this.#camera = camera;
     if (this.#formKey === null) {
       this.#formKey = newIdempotencyKey();
@@ -388,6 +432,9 @@ export class TaskPanel {
     el.form.hidden = false;
     el.newButton.hidden = true;
     el.title.focus();
+    if (camera && this.#snapshot === null) {
+      this.#takeSnapshot(camera);
+    }
   }
 
   closeForm() {
@@ -397,6 +444,7 @@ export class TaskPanel {
     el.newButton.hidden = false;
     el.formError.hidden = true;
     this.#camera = null;
+    this.#snapshot = null;
     this.#formKey = null;
     this.#setDeadline(DEFAULT_DEADLINE_HOURS);
   }
@@ -551,9 +599,13 @@ export class TaskPanel {
     el.cameraText = element("span", "task-camera-text");
     el.cameraRemove = button("task-camera-remove link-button", "×", () => {
       this.#camera = null;
+      this.#snapshot = null;
       this.#renderCamera();
     });
-    el.cameraLine.append(el.cameraText, el.cameraRemove);
+    el.snapshotImage = element("img", "task-snapshot");
+    el.snapshotImage.alt = "";
+    el.snapshotImage.hidden = true;
+    el.cameraLine.append(el.snapshotImage, el.cameraText, el.cameraRemove);
     el.cameraLine.hidden = true;
 
     el.formError = element("p", "form-error task-form-error");
@@ -607,12 +659,42 @@ export class TaskPanel {
 
   #renderCamera() {
     const el = this.#elements;
-    el.cameraLine.hidden = this.#camera === null;
-    if (this.#camera) {
-      el.cameraText.textContent = t("tasks.cameraAttached", { name: this.#camera.name });
-      el.cameraLine.dataset.camera = this.#camera.id;
-    } else {
+    const camera = this.#camera;
+    el.cameraLine.hidden = camera === null;
+    if (!camera) {
       delete el.cameraLine.dataset.camera;
+      delete el.cameraLine.dataset.snapshot;
+      el.snapshotImage.hidden = true;
+      return;
+    }
+    el.cameraLine.dataset.camera = camera.id;
+    const snapshot = this.#snapshot;
+    let key = "tasks.snapshotTaking";
+    if (snapshot?.failed) {
+      key = "tasks.snapshotFailed";
+    } else if (snapshot) {
+      key = "tasks.cameraAttached";
+    }
+    el.cameraText.textContent = t(key, { name: camera.name, reason: snapshot?.failed ?? "" });
+    el.cameraLine.dataset.snapshot = snapshot?.snapshot_path ?? "";
+    el.snapshotImage.hidden = !snapshot?.url;
+    if (snapshot?.url) {
+      el.snapshotImage.src = snapshot.url;
+    }
+  }
+
+  // A snapshot that fails (camera offline) leaves the task without a
+  // picture; the camera id is still attached.
+  async #takeSnapshot(camera) {
+    let snapshot;
+    try {
+      snapshot = await taskApi.snapshot(camera.id);
+    } catch (err) {
+      snapshot = { failed: describeTaskError(err) };
+    }
+    if (this.#camera?.id === camera.id) {
+      this.#snapshot = snapshot;
+      this.#renderCamera();
     }
   }
 
@@ -653,7 +735,9 @@ export class TaskPanel {
     }
     if (this.#camera) {
       body.camera_id = this.#camera.id;
-      body.snapshot_path = cameraSnapshotUrl(this.#camera.id);
+      if (this.#snapshot?.snapshot_path) {
+        body.snapshot_path = this.#snapshot.snapshot_path;
+      }
     }
     if (this.#sessionId !== null) {
       body.session_id = this.#sessionId;
@@ -784,6 +868,7 @@ export class TaskPanel {
     el.overdueBadge.hidden = overdueCount === 0;
     el.overdueBadge.textContent = t("tasks.overdueCount", { count: overdueCount });
     this.#container.dataset.overdue = String(overdueCount);
+    this.#onOverdue(overdueCount);
 
     el.tabOwed.textContent = t("tasks.tab.owed", { count: this.#owed.length });
     el.tabAssigned.textContent = t("tasks.tab.assigned", { count: this.#assigned.length });
@@ -836,8 +921,10 @@ export class TaskPanel {
       );
     }
     if (task.camera_id) {
-      const camera = element("a", "task-camera-link", t("tasks.cameraLink"));
-      camera.href = task.snapshot_path || cameraSnapshotUrl(task.camera_id);
+      // The stored picture when there is one, else the camera's live picture.
+      const stored = Boolean(task.snapshot_path);
+      const camera = element("a", "task-camera-link", t(stored ? "tasks.snapshotLink" : "tasks.cameraLink"));
+      camera.href = stored ? `/${task.snapshot_path}` : cameraSnapshotUrl(task.camera_id);
       camera.target = "_blank";
       camera.rel = "noopener";
       meta.append(camera);
@@ -929,7 +1016,7 @@ export class TaskPanel {
   }
 }
 
-/** URL of a camera's current picture (not a picture frozen at assignment). */
+/** URL of a camera's live picture. */
 export function cameraSnapshotUrl(cameraId) {
   return `/api/cameras/${encodeURIComponent(cameraId)}/snapshot.jpg`;
 }

@@ -12,11 +12,13 @@
 // subscribe "none".
 //
 // URL parameters: room (the command room tasks are assigned from), name (the
-// dispatcher's name), lang (zh or en), debug=1 (exposes window.__wall).
+// dispatcher's name), token (signed token for hubs that require one, sent on
+// the sessions and as the bearer token of API requests), lang (zh or en),
+// debug=1 (exposes window.__wall).
 
 import { bindLanguageToggle, initLanguage, onLanguageChange, t, translatePage } from "./i18n.js";
 import { HubSession } from "./signaling.js";
-import { OrgTree, OverdueList, TaskPanel, loadOrg } from "./tasks.js";
+import { OrgTree, OverdueList, TaskPanel, apiHeaders, loadOrg, setApiToken } from "./tasks.js";
 
 const LAYOUTS = [1, 4, 9, 16];
 const DEFAULT_LAYOUT = 4;
@@ -139,7 +141,7 @@ class PushError extends Error {
 }
 
 async function callHub(method, path, body = undefined) {
-  const init = { method, headers: {} };
+  const init = { method, headers: apiHeaders() };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -285,9 +287,9 @@ class DownTracks {
 
 /** A HubSession that receives only what it subscribes to, with its tracks. */
 class Link {
-  constructor({ room, name }) {
+  constructor({ room, name, token }) {
     this.room = room;
-    this.session = new HubSession({ url: hubSocketUrl(), room, name, subscribe: "none" });
+    this.session = new HubSession({ url: hubSocketUrl(), room, name, token, subscribe: "none" });
     this.tracks = new DownTracks(this.session);
     this.joined = false;
   }
@@ -1097,13 +1099,17 @@ class WallApp {
   #tree;
   #rooms;
   #tasks = null;
+  #overdue = null;
   #pushTile = null;
+  #token = "";
 
   constructor() {
     this.#notices = new Notices(byId("notices"));
     const params = new URLSearchParams(location.search);
     this.#person = (params.get("name") ?? readStorage(NAME_STORAGE_KEY) ?? "").trim() || t("wall.defaultPerson");
     this.#commandRoom = params.get("room") ?? "";
+    this.#token = params.get("token") ?? "";
+    setApiToken(this.#token);
     if (params.get("debug") === "1") {
       Object.defineProperty(window, "__wall", {
         value: Object.freeze({ room: () => this.own?.room ?? null, state: () => this.own?.session.state }),
@@ -1150,12 +1156,13 @@ class WallApp {
     });
     this.#rooms = new RoomList({ root: byId("room-list"), status: byId("room-status"), org: this.#org, wall: this });
 
-    new OverdueList({
+    this.#overdue = new OverdueList({
       list: byId("overdue-list"),
       count: byId("overdue-count"),
       status: byId("overdue-status"),
       org: this.#org,
-    }).start();
+    });
+    this.#overdue.start();
     this.#tasks = new TaskPanel({
       container: byId("task-panel"),
       room: this.#commandRoom,
@@ -1193,8 +1200,10 @@ class WallApp {
     const link = new Link({
       room: `${WALL_ROOM_PREFIX}${randomId()}`,
       name: t("wall.peerName", { person: this.#person }).slice(0, 64),
+      token: this.#token,
     });
     this.own = link;
+    this.#listenForTasks(link);
     const state = byId("connection-state");
     const renderState = (value) => {
       state.dataset.state = value;
@@ -1233,12 +1242,29 @@ class WallApp {
     }
   }
 
+  // The hub sends "task-event" to the assigner's room and the assignee unit's
+  // rooms, so the wall hears of the tasks of the sessions it joined; the
+  // task panel and the overdue list poll for the others.
+  #listenForTasks(link) {
+    this.#tasks.attachSession(link.session);
+    link.session.onMessage((message) => {
+      if (message.type === "task-event") {
+        this.#overdue.refresh();
+      }
+    });
+  }
+
   async joinRoom(room) {
     if (this.links.has(room)) {
       return;
     }
-    const link = new Link({ room, name: t("wall.peerName", { person: this.#person }).slice(0, 64) });
+    const link = new Link({
+      room,
+      name: t("wall.peerName", { person: this.#person }).slice(0, 64),
+      token: this.#token,
+    });
     this.links.set(room, link);
+    this.#listenForTasks(link);
     let joinedBefore = false;
     link.session.addEventListener("joined", () => {
       link.joined = true;
