@@ -602,6 +602,7 @@ class Bench:
             },
             "machine": self.machine,
             "hub_source": self.hub_source,
+            "note": self.args.note,
         }
         # A skipped point does not replace an earlier measurement of it.
         merged = {(r["relay"], r["n"]): r for r in self.earlier["results"]}
@@ -731,6 +732,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="head",
         help="hub code to run: an export of the HEAD commit under the output "
         "folder, or the working tree as it is (default head)",
+    )
+    parser.add_argument(
+        "--note",
+        default="",
+        help="why this run was made, shown with it on the results page",
     )
     parser.add_argument(
         "--merge",

