@@ -617,7 +617,10 @@ class Bench:
         data["results"].sort(key=lambda r: (r["n"], RELAYS.index(r["relay"])))
         self.results_file.write_text(json.dumps(data, indent=1))
         if self.args.results:
-            Path(self.args.results).write_text(report.render(data))
+            page = Path(self.args.results)
+            page.write_text(report.render(data))
+            # The raw numbers, per subscriber, beside the page.
+            page.with_suffix(".json").write_text(json.dumps(data, indent=1))
 
 
 def _int_list(text: str) -> list[int]:
@@ -752,7 +755,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--results",
         default=str(BENCH_DIR / "RESULTS-sfu.md"),
-        help="results page to write; empty for none (default bench/RESULTS-sfu.md)",
+        help="results page to write, with its raw numbers in a .json file beside "
+        "it; empty for none (default bench/RESULTS-sfu.md)",
     )
     args = parser.parse_args(argv)
     args.command_line = "python bench/run_sfu.py " + " ".join(

@@ -220,7 +220,8 @@ def render(data: dict[str, Any]) -> str:
         "when it closed (max over sampled subscribers; modulo the 240-frame "
         "clip). The load generators and other people's work share the "
         "machine's cores with the relay, so the machine-busy column shows how "
-        "full the machine was.",
+        "full the machine was. The raw numbers, per subscriber, are in the "
+        "`.json` file beside this page.",
         "",
         "## Machine and commands",
         "",
