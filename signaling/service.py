@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiortc.exceptions import InvalidStateError
 from aiortc.sdp import SessionDescription
 
 from hub.errors import Forbidden, HubError, NotFound, ProtocolError
@@ -494,10 +495,21 @@ class SignalingService:
     async def _negotiate(self, participant: Participant) -> None:
         # Let the changes of the current message pile up into one offer.
         await asyncio.sleep(0)
+        media = participant.media
+        if participant.left or media is None or media.closed:
+            return
         try:
-            result = await participant.media.make_offer()
+            result = await media.make_offer()
         except asyncio.CancelledError:
             raise
+        except InvalidStateError:
+            # The participant left while the offer was being made.
+            logger.debug(
+                "room=%s peer=%s down offer dropped: connection closed",
+                participant.room.id,
+                participant.id,
+            )
+            return
         except Exception:
             logger.exception(
                 "room=%s peer=%s could not make a down offer",
