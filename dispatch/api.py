@@ -10,16 +10,12 @@ transaction and acknowledged only after its commit.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
@@ -36,6 +32,7 @@ from dispatch.db import (
 )
 from dispatch.models import TaskStatus
 from dispatch.tasks import Notify, TaskQuery, UnitRooms
+from hub.http import Endpoint, error_response, guard
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +68,6 @@ def allow_all(request: Request, action: str) -> bool:
     return True
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    headers = {"Retry-After": "5"} if status == 503 else None
-    return JSONResponse(
-        {"error": code, "message": message}, status_code=status, headers=headers
-    )
-
-
 def _dispatch_error_response(error: DispatchError) -> JSONResponse:
     for cls, status in _STATUS_BY_ERROR:
         if isinstance(error, cls):
@@ -85,53 +75,16 @@ def _dispatch_error_response(error: DispatchError) -> JSONResponse:
     return error_response(400, error.code, error.message)
 
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+def _known_error(error: Exception) -> Response | None:
+    if isinstance(error, DispatchError):
+        return _dispatch_error_response(error)
+    return None
 
 
 def _guard(action: str | None, authorize: Authorize) -> Callable[[Endpoint], Endpoint]:
     """Wrap an endpoint: check `action` with `authorize`, then turn service
     errors into JSON error responses."""
-
-    def decorate(endpoint: Endpoint) -> Endpoint:
-        @functools.wraps(endpoint)
-        async def wrapper(request: Request) -> Response:
-            try:
-                if action is not None:
-                    allowed = authorize(request, action)
-                    if inspect.isawaitable(allowed):
-                        allowed = await allowed
-                    if not allowed:
-                        return error_response(
-                            403,
-                            "forbidden",
-                            f"this account may not perform {action!r}; "
-                            "ask an administrator for the role that allows it",
-                        )
-                return await endpoint(request)
-            except DispatchError as error:
-                return _dispatch_error_response(error)
-            except HTTPException as error:
-                code = "unauthorized" if error.status_code == 401 else "forbidden"
-                if error.status_code not in (401, 403):
-                    code = "error"
-                return error_response(error.status_code, code, str(error.detail))
-            except Exception:
-                error_id = uuid.uuid4().hex[:12]
-                logger.exception(
-                    "internal error: id=%s method=%s path=%s",
-                    error_id,
-                    request.method,
-                    request.url.path,
-                )
-                return error_response(
-                    500,
-                    "internal",
-                    f"internal error; give the hub operator this id: {error_id}",
-                )
-
-        return wrapper
-
-    return decorate
+    return guard(action, authorize, _known_error)
 
 
 async def _json_body(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -7,19 +7,17 @@ back in an update keeps the stored password.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hub.http import Endpoint, error_response, guard
 from media.cameras.ingest import FeedOffline
 from media.cameras.manager import CameraManager
 from media.cameras.registry import (
@@ -46,18 +44,10 @@ with hub.roles.can_see_camera. A hidden camera is left out of lists and
 reported as not found (404)."""
 
 MAX_BODY_BYTES = 16 * 1024
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def allow_all(request: Request, action: str) -> bool:
     return True
-
-
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    headers = {"Retry-After": "5"} if status == 503 else None
-    return JSONResponse(
-        {"error": code, "message": message}, status_code=status, headers=headers
-    )
 
 
 def _status_of(error: CameraError) -> int:
@@ -70,48 +60,16 @@ def _status_of(error: CameraError) -> int:
     return 400
 
 
+def _known_error(error: Exception) -> Response | None:
+    if isinstance(error, CameraError):
+        return error_response(_status_of(error), error.code, error.message)
+    if isinstance(error, SnapshotError):
+        return error_response(503, "snapshot-failed", str(error))
+    return None
+
+
 def _guard(action: str, authorize: Authorize) -> Callable[[Endpoint], Endpoint]:
-    def decorate(endpoint: Endpoint) -> Endpoint:
-        @functools.wraps(endpoint)
-        async def wrapper(request: Request) -> Response:
-            try:
-                allowed = authorize(request, action)
-                if inspect.isawaitable(allowed):
-                    allowed = await allowed
-                if not allowed:
-                    return error_response(
-                        403,
-                        "forbidden",
-                        f"this account may not perform {action!r}; "
-                        "ask an administrator for the role that allows it",
-                    )
-                return await endpoint(request)
-            except CameraError as error:
-                return error_response(_status_of(error), error.code, error.message)
-            except SnapshotError as error:
-                return error_response(503, "snapshot-failed", str(error))
-            except HTTPException as error:
-                code = {401: "unauthorized", 403: "forbidden"}.get(
-                    error.status_code, "error"
-                )
-                return error_response(error.status_code, code, str(error.detail))
-            except Exception:
-                error_id = uuid.uuid4().hex[:12]
-                logger.exception(
-                    "internal error: id=%s method=%s path=%s",
-                    error_id,
-                    request.method,
-                    request.url.path,
-                )
-                return error_response(
-                    500,
-                    "internal",
-                    f"internal error; give the hub operator this id: {error_id}",
-                )
-
-        return wrapper
-
-    return decorate
+    return guard(action, authorize, _known_error)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
