@@ -24,6 +24,8 @@ from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub import errors
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "hub" / "migrations"
@@ -43,18 +45,15 @@ _SQLITE_UNAVAILABLE = (
 )
 
 
-class DispatchError(Exception):
-    """Base of the errors raised by the records and task services.
+class DispatchError(errors.HubError):
+    """Base of the errors raised by the records and task services, part of
+    the hub's one exception tree.
 
     `code` is a stable identifier for programs. The message is for people:
     it names the wrong value and what to do.
     """
 
     code = "error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidInput(DispatchError):
@@ -67,15 +66,15 @@ class InvalidInput(DispatchError):
         self.field = field
 
 
-class NotFound(DispatchError):
+class NotFound(DispatchError, errors.NotFound):
     code = "not-found"
 
 
-class Forbidden(DispatchError):
+class Forbidden(DispatchError, errors.Forbidden):
     code = "forbidden"
 
 
-class Conflict(DispatchError):
+class Conflict(DispatchError, errors.Conflict):
     """The request cannot be applied to the current state of the data."""
 
     code = "conflict"
