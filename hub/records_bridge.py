@@ -48,6 +48,11 @@ class RecordsBridge:
         participant: Participant | None = extra.get("participant")
         try:
             if event == "join" and participant is not None:
+                # A party in the waiting room is not yet in the hearing: it is
+                # recorded when the mediator admits it.
+                if not extra.get("waiting"):
+                    await self._join(room, participant)
+            elif event == "admit" and participant is not None:
                 await self._join(room, participant)
             elif event == "leave" and participant is not None:
                 await self._leave(room, participant)

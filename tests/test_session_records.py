@@ -14,6 +14,7 @@ import pytest
 from tests.hubclient import HubClient
 from tests.hubproc import run_hub, scaled
 from tests.rtsp_server import CLIP, GstRtspServer, gstreamer_available
+from tests.sessionclient import AUTH_CONFIG, join_as, request
 from tests.test_camera_push import CAMERA_ID, _cameras_file
 
 
@@ -111,3 +112,29 @@ async def test_snapshot_is_stored_for_a_task(tmp_path):
             assert (body["width"], body["height"]) == (1280, 720)
             missing = httpx.get(f"{hub.url}/snapshots/{CAMERA_ID}/nothing.jpg")
             assert missing.status_code == 404
+
+
+async def test_hearing_record_lists_admitted_parties_only(tmp_path):
+    with run_hub(tmp_path, AUTH_CONFIG) as hub:
+        room = "puer-mediation"
+        mediator = await join_as(hub, "mediator", room, "调解员 李娜")
+        admitted = await join_as(hub, "party", room, "当事人 王某", expect="joined")
+        turned_away = await join_as(hub, "party", room, "当事人 赵某", expect="joined")
+        try:
+            reply = await request(mediator, {"type": "admit", "peer": admitted.peer_id})
+            assert reply["type"] == "ok", reply
+        finally:
+            for client in (turned_away, admitted, mediator):
+                await client.send({"type": "leave"})
+                await client.close()
+
+        def ended_session():
+            url = f"{hub.url}/api/sessions?room={room}"
+            sessions = httpx.get(url).json()["sessions"]
+            return sessions if sessions and sessions[0]["ended_at"] else None
+
+        sessions = await _eventually(ended_session, 10, "the hearing record to close")
+        assert sessions[0]["kind"] == "mediation"
+        url = f"{hub.url}/api/sessions/{sessions[0]['id']}/attendance"
+        names = sorted(r["display_name"] for r in httpx.get(url).json()["attendance"])
+        assert names == ["当事人 王某", "调解员 李娜"]
