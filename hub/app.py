@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
 
+from aiortc.exceptions import InvalidStateError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -173,6 +175,19 @@ class Hub:
         self.store.close()
 
 
+def _quiet_closed_connections(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Log aiortc's connection-setup tasks that fail because the participant
+    left mid-setup as one INFO line; everything else goes to asyncio's
+    default handler (an ERROR with the traceback)."""
+    exc = context.get("exception")
+    if isinstance(exc, InvalidStateError) or (
+        isinstance(exc, ConnectionError) and "closed" in str(exc).lower()
+    ):
+        logger.info("connection setup ended because its peer left: %s", exc)
+        return
+    loop.default_exception_handler(context)
+
+
 def create_app(config: Config) -> Starlette:
     transcode_counter.install()
     ice.install(
@@ -221,6 +236,8 @@ def create_app(config: Config) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_quiet_closed_connections)
         await hub.start()
         logger.info("hub started")
         try:
