@@ -2,7 +2,7 @@
 session and every participant receives it as one more track.
 
 One up track per camera stream serves the whole hub, whichever rooms show
-it; the camera's reader runs while at least one room holds the track."""
+it. The camera's reader runs while at least one room contains the track."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ class CameraPush:
         camera = self.registry.get(camera_id)
         feed = self.manager.feed(camera_id, stream)
         codec = await feed.wait_ready()
+
         track_id = f"cam-{camera_id}-{stream}"
         up = UpTrack(
             track_id,
@@ -75,6 +76,7 @@ class CameraPush:
             nack_history=self.media_settings.nack_history,
         )
         feed.add_sink(up.forward)
+
         audio = None
         if feed.audio_codec is not None:
             audio = UpTrack(
@@ -87,6 +89,7 @@ class CameraPush:
                 owner=f"camera:{camera_id}",
             )
             feed.add_sink(audio.forward, kind="audio")
+
         entry = CameraTrack(key, up, feed, audio)
         self.tracks[key] = entry
         logger.info("camera=%s stream=%s track=%s started", camera_id, stream, track_id)

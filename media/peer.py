@@ -161,9 +161,9 @@ class PeerMedia:
             if not isinstance(receiver, ForwardingReceiver):
                 ForwardingReceiver.adopt(receiver)
             mid = transceiver.mid
-            # The offer's direction as seen from the hub: a section the client
-            # sends on is "recvonly" here; "inactive" or "sendonly" means the
-            # client stopped sending on it.
+            # The offer's direction as seen from the hub. A section the client
+            # sends on is "recvonly" here, and "inactive" or "sendonly" means
+            # the client stopped sending on it.
             receiving = transceiver._offerDirection in ("recvonly", "sendrecv")
             if not receiving or mid is None:
                 continue
