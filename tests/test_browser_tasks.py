@@ -1,7 +1,9 @@
 """Task panel (js/tasks.js) in headless Chromium against a real `hub serve`
-with its SQLite task store: assign a task from a running session, move it
-through its statuses from the assignee's room and back, find it with its
-history after a hub restart, and see overdue tasks on the wall screen.
+with its SQLite task store.
+
+The tests assign a task from a running session and move it through its
+statuses from the assignee's room and back. They find it with its history
+after a hub restart, and see overdue tasks on the wall screen.
 
 The rooms come from the sample org tree: puer-joint belongs to the city
 centre (puer) and simao-nanping-hall to 南屏镇 (puer.simao.nanping).
@@ -205,7 +207,7 @@ async def test_task_flow_survives_hub_restart(fresh_hub) -> None:
 
 
 async def test_task_create_retry_makes_one_task(fresh_hub) -> None:
-    """The first create reaches the hub but its answer is lost; the panel
+    """The first create reaches the hub but its response is lost. The panel
     retries with the same Idempotency-Key, and one task exists."""
     hub = fresh_hub
     require_task_routes(hub)

@@ -2,7 +2,7 @@
 whose cameras are served by a real GStreamer RTSP server.
 
 Every camera has a main stream (the 1280x720 Big Buck Bunny clip) and a sub
-stream (the same clip scaled to 640x360), so the picture size tells which
+stream (the same clip scaled to 640x360), so the picture size shows which
 stream a tile shows. The checks read what the dispatcher sees: the camera
 tree, tile names and states, decoded frames, and what an aiortc participant
 of a running session receives when the wall pushes a camera to it.
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.browser import launch_chromium, timeout_ms
+from tests.browser import launch_chromium, start_hub_again, stop_hub, timeout_ms
 from tests.hubclient import HubClient
 from tests.hubproc import HubProcess, run_hub, scaled
 from tests.media_tracks import FlatVideoTrack
@@ -70,6 +70,7 @@ TILES = """() => [...document.querySelectorAll(".wall-tile")]
     const videos = tile.querySelectorAll(".wall-tile-stage video");
     const video = videos[videos.length - 1] ?? null;
     const message = tile.querySelector(".wall-tile-message");
+    const detail = tile.querySelector(".wall-tile-message-detail");
     return {
       index: Number(tile.dataset.index),
       state: tile.dataset.state,
@@ -78,7 +79,10 @@ TILES = """() => [...document.querySelectorAll(".wall-tile")]
       track: tile.dataset.track ?? null,
       name: tile.querySelector(".wall-tile-name").textContent,
       streamLabel: tile.querySelector(".wall-tile-stream").textContent,
-      message: message.hidden ? "" : message.textContent,
+      message: message.hidden
+        ? ""
+        : tile.querySelector(".wall-tile-message-text").textContent,
+      detail: message.hidden || detail.hidden ? "" : detail.textContent,
       frames: video ? video.getVideoPlaybackQuality().totalVideoFrames : 0,
       width: video ? video.videoWidth : 0,
       height: video ? video.videoHeight : 0,
@@ -367,7 +371,7 @@ async def test_wall_tree_lists_units_and_cameras(camera_hub) -> None:
         assert names == ["宁洱镇茶源广场"]
         await page.fill("#camera-filter", "")
 
-        # Layout buttons give 1, 4, 9 or 16 tiles; empty tiles say what to do.
+        # Layout buttons give 1, 4, 9 or 16 tiles, and empty tiles show a hint.
         for layout in (1, 9, 16, 4):
             await page.click(f'#layout-buttons button[data-layout="{layout}"]')
             shown = await tiles(page)
@@ -516,15 +520,16 @@ async def test_wall_tile_recovers_after_camera_outage(tmp_path, sub_clip) -> Non
                 await page.click(f'.tree-camera[data-camera="{camera_id}"]')
                 await wait_playing(page, 0, MORE_FRAMES, width=SUB_WIDTH)
 
-                # The camera loses power: the tile says so and why.
+                # The camera loses power: the tile shows that it is offline and why.
                 rtsp.kill()
                 await page.wait_for_function(
                     TILE_STATE, arg=[0, "offline"], timeout=timeout_ms()
                 )
                 down = await tile(page, 0)
-                assert down["message"].startswith("摄像机离线：")
-                assert down["message"].endswith("恢复后自动重新连接。")
-                assert len(down["message"]) > len("摄像机离线：。恢复后自动重新连接。")
+                assert down["message"] == "摄像机离线，恢复后自动重新连接"
+                # The hub's reason, e.g. the connection to the camera refused.
+                assert down["detail"] != ""
+                assert down["detail"] != "原因未知"
                 await page.wait_for_selector(
                     f'.tree-camera[data-camera="{camera_id}"][data-state="offline"]',
                     timeout=timeout_ms(),
@@ -545,6 +550,37 @@ async def test_wall_tile_recovers_after_camera_outage(tmp_path, sub_clip) -> Non
             restarted.stop()
 
 
+async def test_wall_tile_returns_after_hub_restart(tmp_path, sub_clip) -> None:
+    """A restarted hub has forgotten the wall's room and pushes; the wall
+    rejoins and opens its tiles again by itself."""
+    camera_id = CAMERAS[1][0]
+    with (
+        rtsp_server(sub_clip) as rtsp,
+        run_hub(tmp_path, hub_config(tmp_path, rtsp)) as hub,
+    ):
+        async with async_playwright() as playwright:
+            browser = await launch_chromium(playwright)
+            page = await open_wall(browser, hub)
+            await page.click(f'.tree-camera[data-camera="{camera_id}"]')
+            await wait_playing(page, 0, MORE_FRAMES, width=SUB_WIDTH)
+            room = await page.evaluate("window.__wall.room()")
+
+            stop_hub(hub)
+            await page.wait_for_function(
+                "document.querySelector('#connection-state').dataset.state "
+                "=== 'reconnecting'",
+                timeout=timeout_ms(),
+            )
+            with start_hub_again(hub):
+                back = await wait_playing(page, 0, MORE_FRAMES, width=SUB_WIDTH)
+                assert back["camera"] == camera_id
+                assert back["stream"] == "sub"
+                assert back["message"] == ""
+                assert wall_room_cameras(hub, room) == [(camera_id, "sub")]
+                assert page.errors == []
+                await browser.close()
+
+
 async def test_wall_offline_camera_retries_until_up(tmp_path, sub_clip) -> None:
     """A camera that is down when the tile opens shows the hub's reason and
     opens by itself once it is reachable."""
@@ -560,7 +596,9 @@ async def test_wall_offline_camera_retries_until_up(tmp_path, sub_clip) -> None:
                 await page.wait_for_function(
                     TILE_STATE, arg=[0, "offline"], timeout=timeout_ms()
                 )
-                assert (await tile(page, 0))["message"].startswith("摄像机离线：")
+                offline = await tile(page, 0)
+                assert offline["message"] == "摄像机离线，恢复后自动重新连接"
+                assert offline["detail"] != ""
 
                 rtsp.start()
                 await wait_playing(page, 0, MORE_FRAMES, width=SUB_WIDTH)
@@ -589,6 +627,8 @@ async def test_wall_joins_room_and_pushes_camera(camera_hub) -> None:
             source = f"{room_item} .room-source"
             await page.wait_for_selector(source, timeout=timeout_ms())
             assert await page.text_content(f"{source} .room-source-name") == PARTICIPANT
+            # The count leaves out the wall's own connection to the room.
+            assert await page.text_content(f"{room_item} .room-count") == "1 方"
             await page.click(source)
             await page.click(f'.tree-camera[data-camera="{camera_id}"]')
             person = await wait_playing(page, 0, MORE_FRAMES)
@@ -630,7 +670,8 @@ async def test_wall_joins_room_and_pushes_camera(camera_hub) -> None:
             )
             await page.click("#push-dialog button[value='close']")
 
-            # The participant leaves: its tile says so; the camera plays on.
+            # The participant leaves: its tile shows that the video ended, and the
+            # camera plays on.
             await participant.close()
             await page.wait_for_function(
                 TILE_STATE, arg=[0, "ended"], timeout=timeout_ms()

@@ -54,7 +54,7 @@ export function apiHeaders(extra = {}) {
   return apiToken ? { ...extra, Authorization: `Bearer ${apiToken}` } : { ...extra };
 }
 
-/** An error answer of the dispatch API, or a failure to reach it (status 0). */
+/** An error response of the dispatch API, or a failure to reach it (status 0). */
 export class TaskApiError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -82,7 +82,8 @@ export function newIdempotencyKey() {
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
   bytes[8] = (bytes[8] & 0x3f) | 0x80;
   const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const groups = [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20)];
+  return [...groups, hex.slice(20)].join("-");
 }
 
 async function requestJson(method, path, { body, headers = {} } = {}) {
@@ -105,14 +106,14 @@ async function requestJson(method, path, { body, headers = {} } = {}) {
   }
   if (!response.ok) {
     if (response.status === 404 && data === null) {
-      // The dispatch API answers unknown paths with a JSON 404, so a plain
-      // 404 means the hub serves no task routes at all.
+      // The dispatch API returns a JSON 404 for unknown paths, so a 404
+      // without JSON means the hub serves no task routes at all.
       throw new TaskApiError(404, "tasks-unavailable", `${path} is not served by this hub`);
     }
     throw new TaskApiError(
       response.status,
       data?.error ?? `http-${response.status}`,
-      data?.message ?? `${method} ${path} answered HTTP ${response.status}`,
+      data?.message ?? `${method} ${path} failed with HTTP ${response.status}`,
     );
   }
   return data;
@@ -222,7 +223,7 @@ export class OrgTree {
     return this.byId.get(id)?.name ?? id;
   }
 
-  /** The unit that owns room `roomId`, or null for a room outside the tree. */
+  /** Returns the unit that owns room `roomId`, or null for a room outside the tree. */
   unitOfRoom(roomId) {
     return this.roomUnits.get(roomId)?.unit ?? null;
   }
@@ -236,7 +237,7 @@ export class OrgTree {
 export async function loadOrg() {
   const response = await fetch("/api/org", { headers: apiHeaders() });
   if (!response.ok) {
-    throw new Error(`GET /api/org answered HTTP ${response.status}`);
+    throw new Error(`GET /api/org failed with HTTP ${response.status}`);
   }
   return new OrgTree(await response.json());
 }
@@ -307,6 +308,10 @@ function element(tag, className, text) {
   return node;
 }
 
+function priorityBadge(priority) {
+  return element("span", `task-priority priority-${priority}`, t(`tasks.priority.${priority}`));
+}
+
 function button(className, text, onClick) {
   const node = element("button", className, text);
   node.type = "button";
@@ -318,8 +323,8 @@ function button(className, text, onClick) {
 
 /**
  * The task panel of one command room. `room` is the room id the tasks are
- * assigned from (assigner_room) and owed by (through its unit in the org
- * tree); `person` is who acts (assigner, `by`).
+ * assigned from (assigner_room), and its unit in the org tree owes tasks.
+ * `person` is who acts (assigner, `by`).
  */
 export class TaskPanel {
   #container;
@@ -901,7 +906,7 @@ export class TaskPanel {
 
     const line = element("div", "task-line");
     line.append(
-      element("span", `task-priority priority-${task.priority}`, t(`tasks.priority.${task.priority}`)),
+      priorityBadge(task.priority),
       element("strong", "task-title", task.title),
       element("span", `task-status status-${task.status}`, t(`tasks.status.${task.status}`)),
     );
@@ -909,21 +914,33 @@ export class TaskPanel {
     const meta = element("div", "task-meta");
     const other =
       this.#tab === "owed"
-        ? t("tasks.from", { room: this.#org.roomName(task.assigner_room) ?? task.assigner_room, person: task.assigner })
+        ? t("tasks.from", {
+            room: this.#org.roomName(task.assigner_room) ?? task.assigner_room,
+            person: task.assigner,
+          })
         : t("tasks.to", { unit: this.#org.unitName(task.assignee_unit) });
     meta.append(
       element("span", "task-party", other),
-      element("span", "task-deadline-text", t("tasks.deadline", { time: formatTime(task.deadline) })),
+      element(
+        "span",
+        "task-deadline-text",
+        t("tasks.deadline", { time: formatTime(task.deadline) }),
+      ),
     );
     if (overdue) {
       meta.append(
-        element("span", "task-overdue", t("tasks.overdueFor", { time: formatOverdueFor(task.deadline, now) })),
+        element(
+          "span",
+          "task-overdue",
+          t("tasks.overdueFor", { time: formatOverdueFor(task.deadline, now) }),
+        ),
       );
     }
     if (task.camera_id) {
       // The stored picture when there is one, else the camera's live picture.
       const stored = Boolean(task.snapshot_path);
-      const camera = element("a", "task-camera-link", t(stored ? "tasks.snapshotLink" : "tasks.cameraLink"));
+      const label = t(stored ? "tasks.snapshotLink" : "tasks.cameraLink");
+      const camera = element("a", "task-camera-link", label);
       camera.href = stored ? `/${task.snapshot_path}` : cameraSnapshotUrl(task.camera_id);
       camera.target = "_blank";
       camera.rel = "noopener";
@@ -931,8 +948,8 @@ export class TaskPanel {
     }
 
     const actions = element("div", "task-actions");
-    const steps =
-      this.#tab === "owed" ? (ASSIGNEE_STEPS[task.status] ?? []) : (ASSIGNER_STEPS[task.status] ?? []);
+    const flow = this.#tab === "owed" ? ASSIGNEE_STEPS : ASSIGNER_STEPS;
+    const steps = flow[task.status] ?? [];
     for (const step of steps) {
       const action = button(`task-action step-${step}`, t(`tasks.step.${step}`), () =>
         this.#startStep(item, task, step),
@@ -956,7 +973,7 @@ export class TaskPanel {
   }
 
   // A step that needs a note (return, remind) or a confirmation (cancel)
-  // opens a small inline form in the task's row; the others run at once.
+  // opens a small form in the task's row. The other steps run at once.
   #startStep(item, task, step) {
     if (!NOTE_REQUIRED.has(step) && step !== "cancelled") {
       this.#step(task, step);
@@ -1077,7 +1094,7 @@ export class OverdueList {
         const item = element("li", "overdue-item");
         item.dataset.task = String(task.id);
         item.append(
-          element("span", `task-priority priority-${task.priority}`, t(`tasks.priority.${task.priority}`)),
+          priorityBadge(task.priority),
           element("strong", "overdue-title", task.title),
           element("span", "overdue-unit", this.#org.unitName(task.assignee_unit)),
           element(

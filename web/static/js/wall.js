@@ -28,8 +28,8 @@ const NAME_STORAGE_KEY = "hub.name";
 const CAMERA_REFRESH_MS = 3_000;
 const ROOM_REFRESH_MS = 5_000;
 const TICK_MS = 1_000;
-// A playing tile whose frame counter stands still this long shows the
-// "picture interrupted" message.
+// A playing tile whose decoded-frame count does not grow for this long shows
+// the "picture interrupted" message.
 const STALL_MS = 3_000;
 // How long a tile waits for the hub's offer to carry a subscribed track.
 const TRACK_WAIT_MS = 15_000;
@@ -162,7 +162,7 @@ async function callHub(method, path, body = undefined) {
     const error = data?.error;
     const code = typeof error === "string" ? error : (error?.code ?? `http-${response.status}`);
     const message =
-      data?.message ?? error?.message ?? `${method} ${path} answered HTTP ${response.status}`;
+      data?.message ?? error?.message ?? `${method} ${path} failed with HTTP ${response.status}`;
     throw new PushError(response.status, code, message);
   }
   return data;
@@ -217,9 +217,10 @@ export function midOfTrack(sdp, trackId) {
  * Finds the MediaStreamTrack that carries a hub track on a session's down
  * connection, from the hub's SDP.
  */
-// NOTE: HubSession emits track-added only for tracks of participants it knows,
-// so a camera feed (publisher "camera:<id>") never gets one; this index reads
-// the down connection instead. It goes when signaling.js reports such tracks.
+// NOTE: HubSession emits track-added only for tracks of the participants in
+// its peer list, so a camera feed (publisher "camera:<id>") never gets one.
+// This index reads the down connection instead, until signaling.js reports
+// such tracks.
 class DownTracks {
   #session;
   #waiters = new Set(); // {trackId, resolve, reject, timer}
@@ -487,7 +488,8 @@ class CameraTree {
     item.title = [camera.location, state === "offline" ? error : ""].filter(Boolean).join("\n");
     item.addEventListener("click", () => this.#onPick({ kind: "camera", camera: camera.id }));
     item.addEventListener("dragstart", (event) => {
-      event.dataTransfer.setData("application/x-wall-source", JSON.stringify({ kind: "camera", camera: camera.id }));
+      const source = { kind: "camera", camera: camera.id };
+      event.dataTransfer.setData("application/x-wall-source", JSON.stringify(source));
       event.dataTransfer.effectAllowed = "copy";
     });
     return item;
@@ -548,8 +550,9 @@ class RoomList {
     const items = [...ids].sort().map((id) => {
       const room = this.rooms.find((candidate) => candidate.id === id);
       const link = links.get(id);
-      // The wall's own link counts as a participant of the room; leave it out.
-      const count = Math.max(0, (room?.peers.length ?? 0) - (link ? 1 : 0));
+      // A joined link's peer list is live and leaves out the link itself,
+      // which /api/stats counts as a participant.
+      const count = link?.joined ? link.session.peers.length : (room?.peers.length ?? 0);
       const item = element("li", "room-item");
       item.dataset.room = id;
       const line = element("div", "room-line");
@@ -588,7 +591,13 @@ class RoomList {
     }
     for (const source of sources) {
       const item = element("li");
-      const pick = { kind: "peer", room: link.room, track: source.id, name: source.name, source: source.source };
+      const pick = {
+        kind: "peer",
+        room: link.room,
+        track: source.id,
+        name: source.name,
+        source: source.source,
+      };
       const entry = button("room-source", "", () => this.#wall.place(pick));
       entry.draggable = true;
       entry.dataset.track = source.id;
@@ -610,14 +619,14 @@ class RoomList {
 // ---- tiles ----
 
 /**
- * One tile of the grid. Its wanted content (a camera, or a participant's
- * track) is set by the wall; sync() brings what the tile shows in line with
- * it, one step at a time, so fast clicks never race each other.
+ * One tile of the grid. The wall sets what the tile should show: a camera, or
+ * a participant's track. sync() then changes what it shows one step at a
+ * time, so fast clicks do not race each other.
  */
 class WallTile {
   #wall;
-  #wanted = null; // {kind: "camera", camera} or {kind: "peer", room, track, name, source}
-  #shown = null; // {key, track id, stream, camera, video, room}
+  #requested = null; // {kind: "camera", camera} or {kind: "peer", room, track, name, source}
+  #current = null; // {key, track id, stream, camera, video, room}
   #syncing = false;
   #dirty = false;
   #retryTimer = null;
@@ -638,7 +647,8 @@ class WallTile {
     this.stage = element("div", "wall-tile-stage");
     this.message = element("div", "wall-tile-message");
     this.messageText = element("span", "wall-tile-message-text");
-    this.message.append(this.messageText);
+    this.messageDetail = element("span", "wall-tile-message-detail");
+    this.message.append(this.messageText, this.messageDetail);
 
     this.caption = element("figcaption", "wall-tile-caption");
     this.nameLabel = element("span", "wall-tile-name");
@@ -674,12 +684,12 @@ class WallTile {
     this.render();
   }
 
-  get wanted() {
-    return this.#wanted;
+  get requested() {
+    return this.#requested;
   }
 
   get cameraId() {
-    return this.#wanted?.kind === "camera" ? this.#wanted.camera : null;
+    return this.#requested?.kind === "camera" ? this.#requested.camera : null;
   }
 
   get enlarged() {
@@ -688,7 +698,7 @@ class WallTile {
 
   /** Shows `source` in this tile, replacing what it showed. */
   assign(source) {
-    this.#wanted = source;
+    this.#requested = source;
     this.#openedAt = performance.now();
     delete this.root.dataset.firstFrameMs;
     this.#retryAttempt = 0;
@@ -700,7 +710,7 @@ class WallTile {
     if (this.#enlarged) {
       this.#wall.toggleEnlarge(this);
     }
-    this.#wanted = null;
+    this.#requested = null;
     this.#setState("empty");
     this.sync();
     this.#wall.saveLayout();
@@ -714,10 +724,10 @@ class WallTile {
 
   /** Called when a session rejoined: the hub forgot its pushes and subscriptions. */
   forget(room) {
-    if (this.#shown && this.#shown.room === room) {
-      this.#detachVideo(this.#shown.video);
-      this.#shown = null;
-      if (this.#wanted) {
+    if (this.#current && this.#current.room === room) {
+      this.#detachVideo(this.#current.video);
+      this.#current = null;
+      if (this.#requested) {
         this.#setState("connecting");
       }
       this.sync();
@@ -726,19 +736,22 @@ class WallTile {
 
   /** Called when the room's track list changed. */
   tracksChanged(room, tracks) {
-    const shown = this.#shown;
-    if (!shown || shown.room !== room || tracks.some((track) => track.id === shown.track)) {
+    const current = this.#current;
+    if (!current || current.room !== room || tracks.some((track) => track.id === current.track)) {
       return;
     }
-    // The track ended: a camera is pushed again; a participant's tile waits
-    // for a track of the same name and source (e.g. after a rejoin).
-    this.#detachVideo(shown.video);
-    this.#shown = null;
-    if (this.#wanted?.kind === "peer") {
-      const again = this.#wall.links.get(room)?.videoSources()
-        .find((source) => source.name === this.#wanted.name && source.source === this.#wanted.source);
+    // The track ended. A camera is pushed again, and a participant's tile
+    // waits for a track of the same name and source (after a rejoin).
+    this.#detachVideo(current.video);
+    this.#current = null;
+    if (this.#requested?.kind === "peer") {
+      const { name, source } = this.#requested;
+      const again = this.#wall.links
+        .get(room)
+        ?.videoSources()
+        .find((candidate) => candidate.name === name && candidate.source === source);
       if (again) {
-        this.#wanted = { ...this.#wanted, track: again.id };
+        this.#requested = { ...this.#requested, track: again.id };
       } else {
         this.#setState("ended");
         return;
@@ -766,15 +779,15 @@ class WallTile {
 
   async #syncOnce() {
     clearTimeout(this.#retryTimer);
-    const wanted = this.#wanted;
-    const key = this.#keyOf(wanted);
-    if (this.#shown && this.#shown.key === key) {
+    const requested = this.#requested;
+    const key = this.#keyOf(requested);
+    if (this.#current && this.#current.key === key) {
       this.render();
       return;
     }
-    if (wanted === null) {
-      await this.#release(this.#shown);
-      this.#shown = null;
+    if (requested === null) {
+      await this.#release(this.#current);
+      this.#current = null;
       this.render();
       return;
     }
@@ -783,9 +796,12 @@ class WallTile {
     }
     let next;
     try {
-      next = wanted.kind === "camera" ? await this.#openCamera(wanted, key) : await this.#openPeer(wanted, key);
+      next =
+        requested.kind === "camera"
+          ? await this.#openCamera(requested, key)
+          : await this.#openPeer(requested, key);
     } catch (err) {
-      if (this.#keyOf(this.#wanted) !== key) {
+      if (this.#keyOf(this.#requested) !== key) {
         return;
       }
       const retry = !(err instanceof PushError) || err.retryable;
@@ -800,19 +816,19 @@ class WallTile {
     // Make before break: an enlarged camera tile keeps its sub stream on
     // screen until the main stream shows its first frame. The new video waits
     // behind the old one, because a video outside the page is not rendered.
-    const previous = this.#shown;
+    const previous = this.#current;
     if (previous && previous.camera && previous.camera === next.camera) {
       next.video.classList.add("pending");
       this.stage.prepend(next.video);
       const shows = await this.#firstFrame(next.video, SWITCH_WAIT_MS);
       next.video.classList.remove("pending");
       this.root.dataset.switchMs = String(Math.round(performance.now() - next.requestedAt));
-      if (!shows && this.#keyOf(this.#wanted) !== key) {
+      if (!shows && this.#keyOf(this.#requested) !== key) {
         await this.#release(next);
         return;
       }
     }
-    this.#shown = next;
+    this.#current = next;
     this.#retryAttempt = 0;
     this.stage.replaceChildren(next.video);
     await this.#release(previous);
@@ -822,14 +838,14 @@ class WallTile {
     this.render();
   }
 
-  #keyOf(wanted) {
-    if (!wanted) {
+  #keyOf(requested) {
+    if (!requested) {
       return null;
     }
-    if (wanted.kind === "camera") {
-      return `camera|${wanted.camera}|${this.#streamFor(wanted.camera)}`;
+    if (requested.kind === "camera") {
+      return `camera|${requested.camera}|${this.#streamFor(requested.camera)}`;
     }
-    return `peer|${wanted.room}|${wanted.track}`;
+    return `peer|${requested.room}|${requested.track}`;
   }
 
   #streamFor(cameraId) {
@@ -840,21 +856,21 @@ class WallTile {
     return this.#enlarged ? "main" : "sub";
   }
 
-  async #openCamera(wanted, key) {
+  async #openCamera(requested, key) {
     const own = this.#wall.own;
     if (!own.joined) {
       throw new PushError(0, "room-not-ready", t("wall.error.notJoined"));
     }
     const stream = key.split("|")[2];
     const requestedAt = performance.now();
-    const pushed = await pushCamera(own.room, wanted.camera, stream);
+    const pushed = await pushCamera(own.room, requested.camera, stream);
     try {
       await own.session.subscribeTracks([pushed.track]);
       const track = await own.tracks.wait(pushed.track, TRACK_WAIT_MS);
       return {
         key,
         room: own.room,
-        camera: wanted.camera,
+        camera: requested.camera,
         stream,
         track: pushed.track,
         label: pushed.label,
@@ -862,53 +878,56 @@ class WallTile {
         requestedAt,
       };
     } catch (err) {
-      const shownElsewhere = this.#shown?.track === pushed.track;
-      if (!shownElsewhere) {
-        await removeCamera(own.room, wanted.camera, stream).catch(() => {});
+      const stillCurrent = this.#current?.track === pushed.track;
+      if (!stillCurrent) {
+        await removeCamera(own.room, requested.camera, stream).catch(() => {});
       }
       throw err;
     }
   }
 
-  async #openPeer(wanted, key) {
-    const link = this.#wall.links.get(wanted.room);
+  async #openPeer(requested, key) {
+    const link = this.#wall.links.get(requested.room);
     if (!link || !link.joined) {
-      throw new PushError(0, "room-not-ready", t("wall.error.roomNotJoined", { room: wanted.room }));
+      const message = t("wall.error.roomNotJoined", { room: requested.room });
+      throw new PushError(0, "room-not-ready", message);
     }
-    await link.session.subscribeTracks([wanted.track]);
-    const track = await link.tracks.wait(wanted.track, TRACK_WAIT_MS);
+    await link.session.subscribeTracks([requested.track]);
+    const track = await link.tracks.wait(requested.track, TRACK_WAIT_MS);
     return {
       key,
-      room: wanted.room,
+      room: requested.room,
       camera: null,
-      track: wanted.track,
-      label: wanted.name,
+      track: requested.track,
+      label: requested.name,
       video: this.#attachVideo(track),
       requestedAt: performance.now(),
     };
   }
 
-  async #release(shown) {
-    if (!shown) {
+  async #release(current) {
+    if (!current) {
       return;
     }
-    this.#detachVideo(shown.video);
+    this.#detachVideo(current.video);
     try {
-      if (shown.camera) {
+      if (current.camera) {
         const own = this.#wall.own;
-        if (own.joined && own.room === shown.room) {
-          await own.session.unsubscribeTracks([shown.track]).catch(() => {});
-          await removeCamera(shown.room, shown.camera, shown.stream);
+        if (own.joined && own.room === current.room) {
+          await own.session.unsubscribeTracks([current.track]).catch(() => {});
+          await removeCamera(current.room, current.camera, current.stream);
         }
       } else {
-        const link = this.#wall.links.get(shown.room);
+        const link = this.#wall.links.get(current.room);
         if (link?.joined) {
-          await link.session.unsubscribeTracks([shown.track]);
+          await link.session.unsubscribeTracks([current.track]);
         }
       }
     } catch (err) {
       // The hub drops the push when the wall leaves; nothing to retry here.
-      console.warn(`wall tile ${this.index}: releasing track ${shown.track} failed: ${err.message}`);
+      console.warn(
+        `wall tile ${this.index}: releasing track ${current.track} failed: ${err.message}`,
+      );
     }
   }
 
@@ -957,27 +976,33 @@ class WallTile {
     });
   }
 
-  async #waitForFirstFrame(shown) {
-    const video = shown.video;
+  async #waitForFirstFrame(current) {
+    const video = current.video;
     if (this.root.dataset.firstFrameMs === undefined) {
       // Measured from the user's click to the first decoded frame.
       const shows = await this.#firstFrame(video, TRACK_WAIT_MS * 4);
-      if (shows && this.#shown === shown && this.root.dataset.firstFrameMs === undefined) {
+      if (shows && this.#current === current && this.root.dataset.firstFrameMs === undefined) {
         this.root.dataset.firstFrameMs = String(Math.round(performance.now() - this.#openedAt));
       }
     }
-    if (this.#shown === shown) {
+    if (this.#current === current) {
       this.tick(performance.now());
     }
   }
 
   /** Checks that frames still arrive; called every TICK_MS by the wall. */
   tick(now) {
-    const shown = this.#shown;
-    if (!shown || this.#state === "ended") {
+    const current = this.#current;
+    if (!current || this.#state === "ended") {
       return;
     }
-    const frames = shown.video.getVideoPlaybackQuality().totalVideoFrames;
+    if (this.root.offsetParent === null) {
+      // Hidden behind an enlarged tile, the video may not be drawn, so a
+      // still frame count means nothing.
+      this.#lastProgress = now;
+      return;
+    }
+    const frames = current.video.getVideoPlaybackQuality().totalVideoFrames;
     if (frames > this.#lastFrames) {
       this.#lastFrames = frames;
       this.#lastProgress = now;
@@ -992,15 +1017,15 @@ class WallTile {
     }
   }
 
-  // While no frames arrive, the hub's camera status says whether the camera
-  // itself is down (its reader retries by itself) and why.
+  // While no frames arrive, the hub's camera status shows whether the camera
+  // itself is down and why. The hub's reader retries by itself.
   #checkCameraStatus() {
-    const shown = this.#shown;
-    const camera = shown?.camera ? this.#wall.directory.cameras.get(shown.camera) : null;
+    const current = this.#current;
+    const camera = current?.camera ? this.#wall.directory.cameras.get(current.camera) : null;
     if (!camera) {
       return;
     }
-    const status = camera.status?.[shown.stream];
+    const status = camera.status?.[current.stream];
     if (status?.state === "offline") {
       this.#setState("offline", status.last_error || t("wall.error.unknown"));
     }
@@ -1008,8 +1033,9 @@ class WallTile {
 
   /** Re-reads the camera status when the directory refreshes. */
   cameraStatusChanged() {
-    if (this.#state === "offline" && this.#shown) {
-      const status = this.#wall.directory.cameras.get(this.#shown.camera)?.status?.[this.#shown.stream];
+    if (this.#state === "offline" && this.#current) {
+      const { camera, stream } = this.#current;
+      const status = this.#wall.directory.cameras.get(camera)?.status?.[stream];
       if (status && status.state !== "offline") {
         // Back online: wait for frames, reported by tick().
         this.#setState("connecting");
@@ -1025,60 +1051,66 @@ class WallTile {
   }
 
   render() {
-    const wanted = this.#wanted;
+    const requested = this.#requested;
     const root = this.root;
-    root.dataset.state = wanted ? this.#state : "empty";
-    root.dataset.kind = wanted?.kind ?? "";
-    root.classList.toggle("has-video", wanted !== null && this.#state === "playing");
-    if (wanted?.kind === "camera") {
-      root.dataset.camera = wanted.camera;
+    root.dataset.state = requested ? this.#state : "empty";
+    root.dataset.kind = requested?.kind ?? "";
+    root.classList.toggle("has-video", requested !== null && this.#state === "playing");
+    if (requested?.kind === "camera") {
+      root.dataset.camera = requested.camera;
     } else {
       delete root.dataset.camera;
     }
-    const shown = this.#shown;
-    if (shown) {
-      root.dataset.track = shown.track;
-      root.dataset.stream = shown.stream ?? "";
+    const current = this.#current;
+    if (current) {
+      root.dataset.track = current.track;
+      root.dataset.stream = current.stream ?? "";
     } else {
       delete root.dataset.track;
       delete root.dataset.stream;
     }
 
     let name = "";
-    if (wanted?.kind === "camera") {
-      name = this.#wall.directory.cameras.get(wanted.camera)?.name ?? shown?.label ?? wanted.camera;
-    } else if (wanted) {
-      name = wanted.name;
+    if (requested?.kind === "camera") {
+      const camera = this.#wall.directory.cameras.get(requested.camera);
+      name = camera?.name ?? current?.label ?? requested.camera;
+    } else if (requested) {
+      name = requested.name;
     }
     this.nameLabel.textContent = name;
     root.title = name;
-    this.streamLabel.hidden = !shown?.stream;
-    this.streamLabel.textContent = shown?.stream ? t(`wall.stream.${shown.stream}`) : "";
-    this.stateLabel.textContent = wanted ? t(`wall.tileState.${this.#state}`) : "";
+    this.streamLabel.hidden = !current?.stream;
+    this.streamLabel.textContent = current?.stream ? t(`wall.stream.${current.stream}`) : "";
+    this.stateLabel.textContent = requested ? t(`wall.tileState.${this.#state}`) : "";
     this.stateLabel.dataset.state = this.#state;
-    this.caption.hidden = !wanted;
+    this.caption.hidden = !requested;
 
+    // A headline in large type, and the hub's reason below it.
     const messages = {
-      empty: () => t("wall.tile.empty"),
-      connecting: () => t("wall.tile.connecting"),
-      stalled: () => t("wall.tile.stalled"),
-      offline: () => t("wall.tile.offline", { reason: this.#reason || t("wall.error.unknown") }),
-      error: () => t("wall.tile.error", { reason: this.#reason }),
-      ended: () => t("wall.tile.ended", { name }),
+      empty: () => [t("wall.tile.empty"), ""],
+      connecting: () => [t("wall.tile.connecting"), ""],
+      stalled: () => [t("wall.tile.stalled"), ""],
+      offline: () => [t("wall.tile.offline"), this.#reason || t("wall.error.unknown")],
+      error: () => [t("wall.tile.error"), this.#reason],
+      ended: () => [t("wall.tile.ended", { name }), ""],
     };
-    const state = wanted ? this.#state : "empty";
+    const state = requested ? this.#state : "empty";
+    const [headline, detail] = messages[state]?.() ?? ["", ""];
     this.message.hidden = state === "playing";
-    this.messageText.textContent = messages[state]?.() ?? "";
-    this.message.dataset.level = { offline: "danger", error: "danger", stalled: "warning" }[state] ?? "";
+    this.messageText.textContent = headline;
+    this.messageDetail.textContent = detail;
+    this.messageDetail.hidden = detail === "";
+    const levels = { offline: "danger", error: "danger", stalled: "warning" };
+    this.message.dataset.level = levels[state] ?? "";
 
-    this.tools.hidden = !wanted;
+    this.tools.hidden = !requested;
     this.enlargeButton.textContent = t(this.#enlarged ? "wall.tool.shrink" : "wall.tool.enlarge");
     this.pushButton.textContent = t("wall.tool.push");
     this.taskButton.textContent = t("wall.tool.task");
     this.closeButton.setAttribute("aria-label", t("wall.tool.close"));
     this.closeButton.title = t("wall.tool.close");
-    this.pushButton.hidden = wanted?.kind !== "camera";
-    this.taskButton.hidden = wanted?.kind !== "camera";
+    this.pushButton.hidden = requested?.kind !== "camera";
+    this.taskButton.hidden = requested?.kind !== "camera";
   }
 }
 
@@ -1106,13 +1138,17 @@ class WallApp {
   constructor() {
     this.#notices = new Notices(byId("notices"));
     const params = new URLSearchParams(location.search);
-    this.#person = (params.get("name") ?? readStorage(NAME_STORAGE_KEY) ?? "").trim() || t("wall.defaultPerson");
+    const person = params.get("name") ?? readStorage(NAME_STORAGE_KEY) ?? "";
+    this.#person = person.trim() || t("wall.defaultPerson");
     this.#commandRoom = params.get("room") ?? "";
     this.#token = params.get("token") ?? "";
     setApiToken(this.#token);
     if (params.get("debug") === "1") {
       Object.defineProperty(window, "__wall", {
-        value: Object.freeze({ room: () => this.own?.room ?? null, state: () => this.own?.session.state }),
+        value: Object.freeze({
+          room: () => this.own?.room ?? null,
+          state: () => this.own?.session.state,
+        }),
       });
     }
   }
@@ -1154,7 +1190,12 @@ class WallApp {
         tile.cameraStatusChanged();
       }
     });
-    this.#rooms = new RoomList({ root: byId("room-list"), status: byId("room-status"), org: this.#org, wall: this });
+    this.#rooms = new RoomList({
+      root: byId("room-list"),
+      status: byId("room-status"),
+      org: this.#org,
+      wall: this,
+    });
 
     this.#overdue = new OverdueList({
       list: byId("overdue-list"),
@@ -1242,9 +1283,9 @@ class WallApp {
     }
   }
 
-  // The hub sends "task-event" to the assigner's room and the assignee unit's
-  // rooms, so the wall hears of the tasks of the sessions it joined; the
-  // task panel and the overdue list poll for the others.
+  // The hub sends "task-event" to the assigner's room and to the assignee
+  // unit's rooms, so the wall receives the events of the sessions it joined.
+  // The task panel and the overdue list poll for the other tasks.
   #listenForTasks(link) {
     this.#tasks.attachSession(link.session);
     link.session.onMessage((message) => {
@@ -1307,7 +1348,7 @@ class WallApp {
       return;
     }
     for (const tile of this.#tiles) {
-      if (tile.wanted?.kind === "peer" && tile.wanted.room === room) {
+      if (tile.requested?.kind === "peer" && tile.requested.room === room) {
         tile.clear();
       }
     }
@@ -1338,8 +1379,8 @@ class WallApp {
     for (const tile of this.#tiles) {
       const visible = tile.index < layout;
       tile.root.hidden = !visible;
-      // Tiles outside the layout stop, so the hub stops their cameras.
-      if (!visible && tile.wanted) {
+      // Tiles outside the layout are cleared, so the hub stops their cameras.
+      if (!visible && tile.requested) {
         tile.clear();
       }
     }
@@ -1377,7 +1418,7 @@ class WallApp {
     if (source.kind === "camera") {
       const existing = visible.find((tile) => tile.cameraId === source.camera);
       if (existing && existing !== target) {
-        // A camera is shown once; point at the tile that has it.
+        // A camera is current once; point at the tile that has it.
         this.select(existing);
         existing.root.classList.remove("flash");
         void existing.root.offsetWidth;
@@ -1388,10 +1429,11 @@ class WallApp {
     let tile = target;
     if (!tile) {
       const selected = this.#tiles[this.#selected];
-      tile = selected.wanted === null ? selected : (visible.find((t) => t.wanted === null) ?? selected);
+      const firstEmpty = visible.find((candidate) => candidate.requested === null);
+      tile = selected.requested === null ? selected : (firstEmpty ?? selected);
     }
     tile.assign(source);
-    const nextEmpty = visible.find((t) => t.wanted === null);
+    const nextEmpty = visible.find((t) => t.requested === null);
     this.select(nextEmpty ?? tile);
     this.saveLayout();
   }
@@ -1404,7 +1446,7 @@ class WallApp {
       tile.setEnlarged(false);
       return;
     }
-    if (tile.wanted === null) {
+    if (tile.requested === null) {
       return;
     }
     this.#enlarged?.setEnlarged(false);
@@ -1471,13 +1513,17 @@ class WallApp {
           element("span", "push-room-name", name ? `${name} (${room.id})` : room.id),
           element("span", "room-count", t("wall.roomPeers", { count: room.peers.length })),
         );
-        const shownThere = pushed[index];
-        if (shownThere.length > 0) {
+        const pushedThere = pushed[index];
+        if (pushedThere.length > 0) {
           item.append(
-            button("push-withdraw", t("wall.push.withdraw"), () => this.#withdraw(room.id, camera, shownThere)),
+            button("push-withdraw", t("wall.push.withdraw"), () =>
+              this.#withdraw(room.id, camera, pushedThere),
+            ),
           );
         } else {
-          item.append(button("push-send primary", t("wall.push.send"), () => this.#push(room.id, camera)));
+          item.append(
+            button("push-send primary", t("wall.push.send"), () => this.#push(room.id, camera)),
+          );
         }
         return item;
       }),
@@ -1488,9 +1534,11 @@ class WallApp {
   async #push(room, camera) {
     try {
       await pushCamera(room, camera.id, "main");
-      this.#notices.show(t("wall.push.done", { name: camera.name, room: this.#org.roomName(room) ?? room }));
+      const where = this.#org.roomName(room) ?? room;
+      this.#notices.show(t("wall.push.done", { name: camera.name, room: where }));
     } catch (err) {
-      this.#notices.show(t("wall.push.failed", { name: camera.name, room, reason: err.message }), "error");
+      const text = t("wall.push.failed", { name: camera.name, room, reason: err.message });
+      this.#notices.show(text, "error");
     }
     await this.#renderPushRooms(camera);
   }
@@ -1500,9 +1548,11 @@ class WallApp {
       for (const entry of entries) {
         await removeCamera(room, camera.id, entry.stream);
       }
-      this.#notices.show(t("wall.push.withdrawn", { name: camera.name, room: this.#org.roomName(room) ?? room }));
+      const where = this.#org.roomName(room) ?? room;
+      this.#notices.show(t("wall.push.withdrawn", { name: camera.name, room: where }));
     } catch (err) {
-      this.#notices.show(t("wall.push.failed", { name: camera.name, room, reason: err.message }), "error");
+      const text = t("wall.push.failed", { name: camera.name, room, reason: err.message });
+      this.#notices.show(text, "error");
     }
     await this.#renderPushRooms(camera);
   }
