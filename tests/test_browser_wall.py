@@ -504,6 +504,17 @@ async def test_wall_enlarge_switches_to_main(camera_hub, main_frames) -> None:
             "the wall room to hold the sub stream only",
         )
         assert page.errors == []
+
+        # A reloaded wall (a screen that restarted) shows the same camera in
+        # the same tile again.
+        await page.reload()
+        await page.wait_for_function(
+            "document.querySelector('#connection-state').dataset.state === 'connected'",
+            timeout=timeout_ms(),
+        )
+        reloaded = await wait_playing(page, 2, MORE_FRAMES, width=SUB_WIDTH)
+        assert reloaded["camera"] == camera_id
+        assert [t["camera"] for t in await tiles(page)] == [None, None, camera_id, None]
         await browser.close()
 
 
