@@ -689,6 +689,17 @@ async def test_wall_joins_room_and_pushes_camera(camera_hub) -> None:
             )
             assert (await tile(page, 0))["message"] == f"{PARTICIPANT} 的画面已结束"
             await wait_playing(page, 1, MORE_FRAMES)
+
+            # The same command room rejoins: its tile plays again by itself.
+            rejoined = HubClient(camera_hub.ws_url, ROOM, PARTICIPANT)
+            await rejoined.join()
+            try:
+                await rejoined.publish([(FlatVideoTrack(150), "camera")])
+                again = await wait_playing(page, 0, MORE_FRAMES)
+                assert again["name"] == PARTICIPANT
+                assert again["message"] == ""
+            finally:
+                await rejoined.close()
             assert page.errors == []
             await browser.close()
     finally:

@@ -707,11 +707,12 @@ class WallTile {
   }
 
   clear() {
+    // Emptied first, so leaving the enlarged view opens no sub stream.
+    this.#requested = null;
+    this.#setState("empty");
     if (this.#enlarged) {
       this.#wall.toggleEnlarge(this);
     }
-    this.#requested = null;
-    this.#setState("empty");
     this.sync();
     this.#wall.saveLayout();
   }
@@ -736,28 +737,39 @@ class WallTile {
 
   /** Called when the room's track list changed. */
   tracksChanged(room, tracks) {
+    const requested = this.#requested;
+    if (requested?.kind === "peer" && requested.room === room && this.#state === "ended") {
+      this.#resumePeer(room);
+      return;
+    }
     const current = this.#current;
     if (!current || current.room !== room || tracks.some((track) => track.id === current.track)) {
       return;
     }
     // The track ended. A camera is pushed again, and a participant's tile
-    // waits for a track of the same name and source (after a rejoin).
+    // shows that the video ended until a track of the same name and source
+    // appears (the participant rejoined).
     this.#detachVideo(current.video);
     this.#current = null;
-    if (this.#requested?.kind === "peer") {
-      const { name, source } = this.#requested;
-      const again = this.#wall.links
-        .get(room)
-        ?.videoSources()
-        .find((candidate) => candidate.name === name && candidate.source === source);
-      if (again) {
-        this.#requested = { ...this.#requested, track: again.id };
-      } else {
-        this.#setState("ended");
-        return;
-      }
+    if (requested?.kind === "peer") {
+      this.#setState("ended");
+      this.#resumePeer(room);
+      return;
     }
     this.sync();
+  }
+
+  #resumePeer(room) {
+    const { name, source } = this.#requested;
+    const again = this.#wall.links
+      .get(room)
+      ?.videoSources()
+      .find((candidate) => candidate.name === name && candidate.source === source);
+    if (again) {
+      this.#requested = { ...this.#requested, track: again.id };
+      this.#setState("connecting");
+      this.sync();
+    }
   }
 
   /** Brings what the tile shows in line with what it should show. */
@@ -813,6 +825,11 @@ class WallTile {
       }
       return;
     }
+    if (this.#keyOf(this.#requested) !== key) {
+      // The tile was asked for something else meanwhile; the loop goes on.
+      await this.#release(next);
+      return;
+    }
     // Make before break: an enlarged camera tile keeps its sub stream on
     // screen until the main stream shows its first frame. The new video waits
     // behind the old one, because a video outside the page is not rendered.
@@ -822,10 +839,13 @@ class WallTile {
       this.stage.prepend(next.video);
       const shows = await this.#firstFrame(next.video, SWITCH_WAIT_MS);
       next.video.classList.remove("pending");
-      this.root.dataset.switchMs = String(Math.round(performance.now() - next.requestedAt));
-      if (!shows && this.#keyOf(this.#requested) !== key) {
+      if (this.#keyOf(this.#requested) !== key) {
         await this.#release(next);
         return;
+      }
+      if (shows) {
+        // Measured from the switch request to the new stream's first frame.
+        this.root.dataset.switchMs = String(Math.round(performance.now() - next.requestedAt));
       }
     }
     this.#current = next;
