@@ -29,7 +29,7 @@ from hub.rooms import Room, RoomManager
 from hub.shared import redis_invite_store
 from hub.snapshots import snapshot_routes
 from hub.stats import StatsCollector
-from media import ice, transcode_counter
+from media import codecs, ice, transcode_counter
 from media.cameras import build_camera_service
 from media.cameras.api import make_routes as camera_routes
 from media.peer import MediaSettings
@@ -190,6 +190,7 @@ def _quiet_closed_connections(loop: asyncio.AbstractEventLoop, context: dict) ->
 
 def create_app(config: Config) -> Starlette:
     transcode_counter.install()
+    codecs.install()
     ice.install(
         ice.IceSettings(
             host_addresses=list(config.ice.host_addresses),

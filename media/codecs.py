@@ -6,11 +6,18 @@ profile a browser decodes: cameras commonly send Main (4d) or High (64)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 
-from aiortc.codecs import CODECS
-from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
+import aiortc.rtcpeerconnection
+from aiortc import sdp
+from aiortc.codecs import CODECS, is_rtx
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,3 +78,60 @@ def ensure_h264_profile(profile_level_id: str) -> None:
         profile_level_id,
         payload_type,
     )
+
+
+def _h264_profile(parameters: dict) -> tuple[object, int] | None:
+    try:
+        profile = sdp.parse_h264_profile_level_id(
+            str(parameters.get("profile-level-id", "42e01f"))
+        )[0]
+    except ValueError:
+        return None
+    return profile, int(parameters.get("packetization-mode", "0"))
+
+
+def filter_preferred_codecs(
+    codecs: list[RTCRtpCodecParameters], preferred: list[RTCRtpCodecCapability]
+) -> list[RTCRtpCodecParameters]:
+    """aiortc's codec preference filter, matching H.264 by profile and
+    packetization mode instead of every parameter.
+
+    aiortc pairs a browser's H.264 answer with the first local entry of the
+    same profile, whatever its level, and then drops it for not equalling the
+    preference exactly. A camera's sub stream at level 3.0 (4d401e) next to
+    its main stream at 3.1 (4d401f), or a Constrained Baseline profile other
+    than aiortc's own, then failed to negotiate. The match keeps the
+    preferred parameters, so the SDP states the stream's real profile and
+    level."""
+    if not preferred:
+        return codecs
+    rtx_codecs = [c for c in codecs if is_rtx(c)]
+    rtx_enabled = any(is_rtx(p) for p in preferred)
+    filtered: list[RTCRtpCodecParameters] = []
+    for pref in preferred:
+        if is_rtx(pref):
+            continue
+        for codec in codecs:
+            if is_rtx(codec) or codec.mimeType.lower() != pref.mimeType.lower():
+                continue
+            if pref.mimeType.lower() == "video/h264":
+                wanted = _h264_profile(pref.parameters)
+                if wanted is None or _h264_profile(codec.parameters) != wanted:
+                    continue
+                codec = copy.deepcopy(codec)
+                codec.parameters = dict(pref.parameters)
+            elif codec.parameters != pref.parameters:
+                continue
+            filtered.append(codec)
+            if rtx_enabled:
+                for rtx in rtx_codecs:
+                    if rtx.parameters.get("apt") == codec.payloadType:
+                        filtered.append(rtx)
+                        break
+            break
+    return filtered
+
+
+def install() -> None:
+    """Use the H.264-tolerant preference filter in aiortc's peer connections."""
+    aiortc.rtcpeerconnection.filter_preferred_codecs = filter_preferred_codecs

@@ -104,6 +104,7 @@ class DownTrack:
         self.keyframe_requests = 0
         self.nacks = 0
         self.retransmits = 0
+        self.replayed = 0
         self.remb_bitrate: int | None = None
         self.fraction_lost = 0
         self.packets_lost = 0
@@ -125,7 +126,34 @@ class DownTrack:
             link = self._resolve_link()
             if link is None:
                 return
+            if self._replay_cached_pictures():
+                # The replay ended with this packet: the up track caches a
+                # packet before it writes it to its down tracks.
+                return
+        self._forward(in_seq, data, keyframe_start, link)
 
+    def _replay_cached_pictures(self) -> bool:
+        """Send a camera's packets since its last keyframe, so a viewer who
+        opens a running feed starts at once instead of waiting up to a whole
+        keyframe interval. Returns False when nothing is cached."""
+        cached = self.up.cached_pictures()
+        if not cached or self._link is None:
+            return False
+        self._needs_keyframe = True
+        self.replayed += len(cached)
+        for index, (seq, data) in enumerate(cached):
+            self._forward(seq, data, index == 0, self._link, replay=True)
+        logger.debug("%r started with %d cached packets", self, len(cached))
+        return True
+
+    def _forward(
+        self,
+        in_seq: int,
+        data: bytes,
+        keyframe_start: bool,
+        link: _Link,
+        replay: bool = False,
+    ) -> None:
         if self._needs_keyframe:
             if not keyframe_start:
                 self.skipped_waiting_keyframe += 1
@@ -146,7 +174,10 @@ class DownTrack:
             # has no place in the current numbering.
             return
 
-        if link.udp.get_write_buffer_size() > self.max_backlog_bytes:
+        # A replay of cached pictures is one burst that the socket buffers
+        # (at most MAX_GOP_PACKETS packets); dropping part of it would only
+        # make the viewer wait for the camera's next keyframe.
+        if not replay and link.udp.get_write_buffer_size() > self.max_backlog_bytes:
             self._drop()
             return
 
@@ -165,14 +196,6 @@ class DownTrack:
             self.last_send_time = time.time()
         self.packets += 1
         self.bytes += len(data) - 12
-
-    def prime(self, packets: list[tuple[int, bytes]]) -> None:
-        """Send the cached packets since the up track's last keyframe, so a
-        late viewer starts at once."""
-        if self.payload_type is None or self._resolve_link() is None:
-            return
-        for index, (seq, data) in enumerate(packets):
-            self.write(seq, data, keyframe_start=index == 0)
 
     def _drop(self) -> None:
         self.drops += 1
@@ -203,7 +226,8 @@ class DownTrack:
         self._link = _Link(pair, udp, pair.remote_addr, dtls._tx_srtp)
         if self.kind == "video":
             self._needs_keyframe = True
-            self.up.request_keyframe()
+            if not self.up.cached_pictures():
+                self.up.request_keyframe()
         logger.debug("%r connected via %s", self, pair)
         return self._link
 
@@ -284,6 +308,7 @@ class DownTrack:
             "keyframe_requests": self.keyframe_requests,
             "nacks": self.nacks,
             "retransmits": self.retransmits,
+            "replayed": self.replayed,
             "fraction_lost": self.fraction_lost,
             "remb_bitrate": self.remb_bitrate,
         }

@@ -124,8 +124,11 @@ class UpTrack:
 
     def add_down_track(self, down: DownTrack) -> None:
         self.down_tracks = (*self.down_tracks, down)
-        if self.cache_gop and self._gop:
-            down.prime(self._gop)
+
+    def cached_pictures(self) -> list[tuple[int, bytes]]:
+        """Return the packets since the last keyframe (cameras only), oldest
+        first, or an empty list."""
+        return list(self._gop) if self.cache_gop else []
 
     def remove_down_track(self, down: DownTrack) -> None:
         self.down_tracks = tuple(d for d in self.down_tracks if d is not down)

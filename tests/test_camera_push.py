@@ -151,3 +151,40 @@ async def test_push_errors_name_the_problem(tmp_path):
             assert client.tracks == []
         finally:
             await client.close()
+
+
+async def test_late_viewer_starts_from_cached_pictures(tmp_path):
+    with GstRtspServer({"/cam": f"clip:{CLIP}"}) as rtsp:
+        extra = _cameras_file(tmp_path, rtsp.url("/cam"))
+        with run_hub(tmp_path, extra_config=extra) as hub:
+            first = HubClient(hub.ws_url, "late-1", "普洱市指挥中心")
+            await first.join()
+            reply = httpx.post(
+                f"{hub.url}/api/rooms/late-1/cameras",
+                json={"camera": CAMERA_ID},
+                timeout=scaled(30),
+            )
+            assert reply.status_code == 201, reply.text
+            track_id = reply.json()["track"]
+            late = HubClient(hub.ws_url, "late-1", "景东县指挥室")
+            try:
+                await _wait_until(lambda: track_id in first.received, 20, "first")
+                track = first.received[track_id].track
+                await asyncio.wait_for(track.recv(), scaled(15))
+
+                # The feed is running: a viewer who opens it now gets the
+                # pictures since the last keyframe at once.
+                await late.join()
+                await _wait_until(lambda: track_id in late.received, 20, "late")
+                frame = await asyncio.wait_for(
+                    late.received[track_id].track.recv(), scaled(15)
+                )
+                assert (frame.width, frame.height) == (CLIP_WIDTH, CLIP_HEIGHT)
+                stats = httpx.get(f"{hub.url}/api/stats").json()
+                room = next(r for r in stats["rooms"] if r["id"] == "late-1")
+                camera = next(t for t in room["tracks"] if t["id"] == track_id)
+                out = {o["peer"]: o for o in camera["out"]}
+                assert out[late.peer_id]["replayed"] > 0
+            finally:
+                await first.close()
+                await late.close()

@@ -207,3 +207,36 @@ def test_ended_up_track_stops_forwarding():
     assert len(udp.sent) == 1
     assert down.closed
     assert up.down_tracks == ()
+
+
+def test_late_viewer_starts_from_cached_keyframe():
+    up = UpTrack(
+        "cam-1-main",
+        "video",
+        VP8,
+        "camera-feed",
+        "南屏镇政府门口",
+        request_keyframe=lambda: None,
+        cache_gop=True,
+    )
+    pictures = _vp8_pictures(5)
+    # The feed runs before anyone watches: picture 0 is the keyframe.
+    seq = _feed(up, pictures[:4], 2000)
+
+    udp = BacklogSocket()
+    sender, key = _sender(udp)
+    down = DownTrack(up, "p9", sender)
+    down.payload_type = 100
+    up.add_down_track(down)
+    _feed(up, pictures[4:], seq)
+
+    received = [_decrypt(key, data) for data in udp.sent]
+    expected = [payload for picture in pictures for payload in picture]
+    # Everything since the keyframe arrives, in order, without a gap.
+    assert [p.payload for p in received] == expected
+    assert down.replayed == len(expected)
+    steps = [
+        (b.sequence_number - a.sequence_number) & 0xFFFF
+        for a, b in zip(received, received[1:], strict=False)
+    ]
+    assert set(steps) == {1}
