@@ -2,9 +2,10 @@
 // one per shared screen, plus the local preview. DOM only: it is fed by app.js
 // from HubSession events.
 //
-// Tiles carry data-peer (the hub's peer id) and data-source ("camera" or
-// "screen"); the local preview also has data-local. Remote audio plays through
-// one <audio> element per track inside the tile.
+// Tiles carry data-peer (the hub's peer id) and data-source ("camera",
+// "screen", or "camera-feed" for a surveillance camera a dispatcher pushed);
+// the local preview also has data-local. Remote audio plays through one
+// <audio> element per track inside the tile.
 
 import { t } from "./i18n.js";
 
@@ -17,6 +18,9 @@ const TILE_SOURCE = {
   microphone: "camera",
   screen: "screen",
   "screen-audio": "screen",
+  // A surveillance camera pushed into the session by a dispatcher.
+  "camera-feed": "camera-feed",
+  "camera-audio": "camera-feed",
 };
 
 function tileSourceOf(source) {
@@ -283,9 +287,10 @@ export class ConferenceView {
       tile.audioMuted = false;
       tile.render();
     }
-    // A screen tile lives only as long as the screen is shared. The camera
-    // tile stays until the participant leaves.
-    if (tile.source === "screen" && tile.empty) {
+    // A screen tile lives only as long as the screen is shared, and a pushed
+    // camera's tile as long as it is pushed. The camera tile of a participant
+    // stays until the participant leaves.
+    if ((tile.source === "screen" || tile.source === "camera-feed") && tile.empty) {
       tile.destroy();
       this.#tiles.delete(key);
       this.#layout();

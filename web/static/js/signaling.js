@@ -869,7 +869,10 @@ export class HubSession extends EventTarget {
     for (const [mid, entry] of this.#downMap) {
       // Skip tracks of peers that have left (a late offer may still name
       // them) and this client's own tracks, which it shows from the camera.
-      const known = this.#peers.has(entry.peer);
+      // A camera pushed into the room has no peer: its track is known from
+      // the room's track list.
+      const roomTrack = this.#roomTracks.find((t) => t.id === entry.track);
+      const known = this.#peers.has(entry.peer) || roomTrack !== undefined;
       if (this.#downActive.has(mid) || !known || entry.peer === this.#peerId) {
         continue;
       }
@@ -886,7 +889,7 @@ export class HubSession extends EventTarget {
         id: entry.track,
         mid,
         peer: entry.peer,
-        name: this.#peers.get(entry.peer)?.name ?? entry.peer,
+        name: this.#peers.get(entry.peer)?.name ?? roomTrack?.label ?? entry.peer,
         kind: entry.kind ?? receiver.track.kind,
         source: entry.source ?? (receiver.track.kind === "audio" ? "microphone" : "camera"),
         muted: muted.get(entry.track) ?? false,
