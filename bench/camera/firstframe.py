@@ -25,6 +25,7 @@ H264_IDR = 5
 H264_SPS = 7
 H264_PPS = 8
 ANNEX_B_START = b"\x00\x00\x00\x01"
+RTP_TIMESTAMP_SPAN = 1 << 32
 
 CODECS = ("h264", "vp8")
 
@@ -104,7 +105,9 @@ class FirstFrameProbe:
     `times` keys: `first_packet`; `keyframe_start` (first packet of the
     keyframe that decoding started on); `keyframe_complete` (its last
     packet); `decoded` (the decoder returned the picture). `done` is set
-    after `decoded`.
+    after `decoded`. Decoding then stops, but the probe goes on noting the
+    newest RTP timestamp, so `picture_age` can tell how far behind the live
+    stream the first picture was.
     """
 
     def __init__(self, codec: str) -> None:
@@ -125,13 +128,17 @@ class FirstFrameProbe:
         self._frame_timestamp: int | None = None
         self._frame_started_at = 0.0
         self._started = False
+        self._keyframe_timestamp: int | None = None
+        self._newest_timestamp: int | None = None
 
     def add(self, packet: RtpPacket) -> None:
         if self._decoder is None:
+            self._note_timestamp(packet.timestamp)
             return
         now = time.monotonic()
         self.packets += 1
         self.times.setdefault("first_packet", now)
+        self._note_timestamp(packet.timestamp)
         if packet.timestamp != self._frame_timestamp:
             self._frame_timestamp = packet.timestamp
             self._frame_started_at = now
@@ -143,7 +150,8 @@ class FirstFrameProbe:
             frames, self._vp8.frames = self._vp8.frames, []
             for frame in frames:
                 # Bit 0 of a VP8 frame tag is 0 for a keyframe (RFC 6386 9.1).
-                self._consume(frame, bool(frame) and frame[0] & 1 == 0, now)
+                keyframe = bool(frame) and frame[0] & 1 == 0
+                self._consume(frame, keyframe, packet.timestamp, now)
         elif self._h264 is not None:
             self._h264.add(packet)
             units, self._h264.units = self._h264.units, []
@@ -152,14 +160,22 @@ class FirstFrameProbe:
                     self._frame_broken()
                     continue
                 keyframe = {H264_IDR, H264_SPS, H264_PPS} <= unit.nal_types
-                self._consume(unit.data, keyframe, now)
+                self._consume(unit.data, keyframe, packet.timestamp, now)
 
     def _frame_broken(self) -> None:
         # A frame with a gap: start again at the next keyframe.
         self.broken_frames += 1
         self._started = False
 
-    def _consume(self, data: bytes, keyframe: bool, now: float) -> None:
+    def _note_timestamp(self, timestamp: int) -> None:
+        newest = self._newest_timestamp
+        # RTP timestamps wrap at 2^32 (RFC 3550 section 5.1).
+        if newest is None or 0 < (timestamp - newest) % RTP_TIMESTAMP_SPAN < (
+            RTP_TIMESTAMP_SPAN // 2
+        ):
+            self._newest_timestamp = timestamp
+
+    def _consume(self, data: bytes, keyframe: bool, timestamp: int, now: float) -> None:
         if self._decoder is None:
             return
         if not self._started:
@@ -167,6 +183,7 @@ class FirstFrameProbe:
                 self.frames_before_keyframe += 1
                 return
             self._started = True
+            self._keyframe_timestamp = timestamp
             self.times["keyframe_start"] = self._frame_started_at
             self.times["keyframe_complete"] = now
         try:
@@ -180,6 +197,19 @@ class FirstFrameProbe:
             self.width, self.height = pictures[0].width, pictures[0].height
             self._decoder = None
             self.done.set()
+
+    def picture_age(self, clock_rate: int) -> float | None:
+        """Return the seconds of media from the first decoded picture to the
+        newest packet received so far, or None before that picture.
+
+        Called a moment after the picture, once a burst of cached packets
+        has arrived, this is how old the picture was when it was decoded
+        plus the length of that moment.
+        """
+        if self._keyframe_timestamp is None or self._newest_timestamp is None:
+            return None
+        span = (self._newest_timestamp - self._keyframe_timestamp) % RTP_TIMESTAMP_SPAN
+        return span / clock_rate
 
     def result(self) -> dict:
         return {

@@ -115,16 +115,29 @@ def render_first_frame(data: dict[str, Any]) -> str:
         "## Target: a new subscriber sees a picture within a second",
         "",
         "| relay | publisher | join -> first picture, min / median / max | "
-        "verdict | 1-min load average at start |",
-        "|---|---|---|---|---|",
+        "verdict | age of the first picture, min / median / max | 1-min load "
+        "average at start |",
+        "|---|---|---|---|---|---|",
     ]
     for case in data["cases"]:
         times = summary.spread(_decoded(case["subscribers"]))
+        ages = [
+            s["picture_age"]
+            for s in case["subscribers"]
+            if s.get("picture_age") is not None
+        ]
         out.append(
             f"| {RELAY_TITLES.get(case['relay'], case['relay'])} | {case['source']} "
             f"| {summary.spread_text(times)} | {_verdict(case, k)} "
+            f"| {summary.spread_text(summary.spread(ages), 's', 2)} "
             f"| {case.get('load_average', '-')} |"
         )
+    out += [
+        "",
+        "The age of the first picture is how far behind the live stream it "
+        "was: the span of RTP timestamps from that picture to the newest "
+        "packet the subscriber had 0.5 s later, less 0.5 s.",
+    ]
     for case in data["cases"]:
         out += [
             "",
@@ -242,9 +255,11 @@ def render_camera(data: dict[str, Any]) -> str:
         "one core), the camera's packets into the hub and the hub's packets "
         "sent per viewer (`/api/stats`), each viewer's packets received and "
         "lost (gaps in sequence numbers), and the kernel's UDP drops on full "
-        "socket buffers (`/proc/net/snmp`). Counters of the hub and of the "
-        "viewers are read a few milliseconds apart, so a packet in flight can "
-        "make a ratio differ from 1 by about 0.001.",
+        "socket buffers (`/proc/net/snmp`). The hub's counters are read a "
+        "few milliseconds after the viewers', so a keyframe's burst of about "
+        "90 packets can fall between the two readings and shift a ratio by "
+        "up to 0.03; lost packets (sequence gaps) do not depend on the "
+        "timing.",
         "",
         "## Machine and command",
         "",
@@ -259,9 +274,10 @@ def render_camera(data: dict[str, Any]) -> str:
         "## Time to the first picture",
         "",
         "| open | N | cold: push -> first picture (push request returned) | "
-        "warm: open -> first picture, min / median / max | warm viewers that "
-        "waited for the camera's next keyframe |",
-        "|---|---|---|---|---|",
+        "warm: open -> first picture, min / median / max | warm: age of the "
+        "first picture, min / median / max | warm viewers that waited for the "
+        "camera's next keyframe | warm: cached packets replayed, min - max |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cold = r.get("cold") or {}
@@ -272,10 +288,16 @@ def render_camera(data: dict[str, Any]) -> str:
             cold_text = f"{offsets['decoded']:.0f} ms ({returned:.0f} ms)"
         warm = r.get("warm", [])
         waited = sum(1 for s in _skipped(warm) if s > 0)
+        ages = [w["picture_age"] for w in warm if w.get("picture_age") is not None]
+        replayed = [
+            w["hub"]["replayed"] for w in warm if "replayed" in w.get("hub", {})
+        ]
+        replayed_text = f"{min(replayed)} - {max(replayed)}" if replayed else "-"
         out.append(
             f"| {r['mode']} | {r['n']} | {cold_text} "
             f"| {summary.spread_text(summary.spread(_warm_decoded(r)))} "
-            f"| {waited} of {len(warm)} |"
+            f"| {summary.spread_text(summary.spread(ages), 's', 2)} "
+            f"| {waited} of {len(warm)} | {replayed_text} |"
         )
     out += ["", "Warm viewers' times to the first picture, in opening order, ms:", ""]
     for r in results:
@@ -289,10 +311,18 @@ def render_camera(data: dict[str, Any]) -> str:
             out.append(f"- open {r['mode']}, N={r['n']}: {', '.join(times)}")
     out += [
         "",
-        "A viewer \"waited for the camera's next keyframe\" when the hub's "
-        "down track skipped packets before its first one "
-        "(`skipped_waiting_keyframe` in `/api/stats`), which means it did not "
-        "start from the packets cached since the last keyframe.",
+        "The age of the first picture is how far behind the live stream it "
+        "was: the span of RTP timestamps from that picture to the newest "
+        "packet the viewer had 0.5 s later, less 0.5 s. A viewer that starts "
+        "from the packets cached since the camera's last keyframe first "
+        "decodes that keyframe, so its first picture is as old as the cache, "
+        f"0 to {CAMERA_KEYFRAME_INTERVAL:.2f} s here, and the rest of the "
+        "cache reaches it as one burst. These viewers do not play video, so "
+        "what a browser shows during the burst is not measured here. A viewer "
+        "\"waited for the camera's next keyframe\" when the hub's down track "
+        "skipped packets before its first one (`skipped_waiting_keyframe` in "
+        "`/api/stats`), so it did not start from the cache. Cached packets "
+        "replayed is the hub's `replayed` counter of the viewer's down track.",
         "",
         "## Load with N viewers receiving",
         "",

@@ -74,17 +74,20 @@ def spread(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
     return {
-        "min": round(min(values), 1),
-        "median": round(statistics.median(values), 1),
-        "max": round(max(values), 1),
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
         "count": len(values),
     }
 
 
-def spread_text(item: dict[str, float] | None, unit: str = "ms") -> str:
+def spread_text(
+    item: dict[str, float] | None, unit: str = "ms", digits: int = 0
+) -> str:
     if item is None:
         return "-"
-    return f"{item['min']:.0f} / {item['median']:.0f} / {item['max']:.0f} {unit}"
+    values = [f"{item[key]:.{digits}f}" for key in ("min", "median", "max")]
+    return " / ".join(values) + f" {unit}"
 
 
 def step_table(records: list[dict[str, Any]]) -> list[str]:

@@ -58,6 +58,7 @@ from sfu.clients import (  # noqa: E402
 )
 from sfu.loadgen import emit, next_command, read_commands  # noqa: E402
 from sfu.peer import (  # noqa: E402
+    VIDEO_CLOCK_RATE,
     ReceiveCounter,
     new_peer_connection,
     use_loopback_only,
@@ -67,6 +68,9 @@ from camera.firstframe import CODECS, FirstFrameProbe  # noqa: E402
 from media.codecs import ensure_h264_profile  # noqa: E402
 
 logger = logging.getLogger(__name__)
+
+# Seconds between a viewer's first picture and the check of its age.
+AGE_DELAY = 0.5
 
 
 def _accept_h264_profiles(sdp: str) -> None:
@@ -91,6 +95,8 @@ class Viewer:
         self.probe = FirstFrameProbe(codec)
         self.connection: _HubConnection | None = None
         self.closed = False
+        # Seconds of media between the first picture and the live stream.
+        self.picture_age: float | None = None
 
         @self.pc.on("iceconnectionstatechange")
         def on_ice() -> None:
@@ -131,14 +137,21 @@ class Viewer:
                 f"viewer {self.index} decoded no picture in {timeout} s "
                 f"({self.probe.packets} video packets received)"
             ) from None
+        # The media a moment after the picture shows how old the picture was:
+        # a replay of cached packets arrives as one burst.
+        await asyncio.sleep(AGE_DELAY)
+        age = self.probe.picture_age(VIDEO_CLOCK_RATE)
+        if age is not None:
+            self.picture_age = round(age - AGE_DELAY, 3)
         if self.counter is not None:
-            # Decoding stops here; the counter goes on counting.
+            # The counter goes on counting without the probe.
             self.counter.assembler = None
 
     def report(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "times": {**self.times, **self.probe.times},
+            "picture_age": self.picture_age,
             "probe": self.probe.result(),
         }
 
