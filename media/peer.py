@@ -5,6 +5,7 @@ offers). See docs/protocol.md for why the two directions are kept apart."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import uuid
 import weakref
@@ -95,6 +96,30 @@ def down_codec_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapa
     return preferences
 
 
+CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
+
+
+def _check_candidate(parsed, line: str) -> None:
+    """Reject a candidate whose fields aioice would trip over later."""
+    problem = None
+    if parsed.protocol.lower() not in ("udp", "tcp"):
+        problem = f"transport {parsed.protocol!r} is not udp or tcp"
+    elif not 0 < parsed.port < 65536:
+        problem = f"port {parsed.port} is out of range"
+    elif not 0 < parsed.component < 257:
+        problem = f"component {parsed.component} is out of range"
+    elif parsed.type not in CANDIDATE_TYPES:
+        problem = f"type {parsed.type!r} is not one of {', '.join(CANDIDATE_TYPES)}"
+    else:
+        try:
+            ipaddress.ip_address(parsed.ip)
+        except ValueError:
+            if not parsed.ip.endswith(".local"):
+                problem = f"address {parsed.ip[:40]!r} is not an IP address"
+    if problem is not None:
+        raise ProtocolError(f"ICE candidate {line[:60]!r} is invalid: {problem}")
+
+
 class PeerMedia:
     """Media state of one participant, driven by the signaling layer."""
 
@@ -151,7 +176,8 @@ class PeerMedia:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:
             raise ProtocolError(
-                f"the publish offer could not be applied: {exc}", code="bad-sdp"
+                f"the publish offer could not be applied: {exc or type(exc).__name__}",
+                code="bad-sdp",
             ) from None
 
         added: list[tuple[str, UpTrack]] = []
@@ -237,14 +263,20 @@ class PeerMedia:
             raise ProtocolError(
                 f"ICE candidate {candidate['candidate'][:60]!r} is invalid: {exc}"
             ) from None
+        _check_candidate(parsed, candidate["candidate"])
         parsed.sdpMid = candidate["sdpMid"]
         parsed.sdpMLineIndex = candidate["sdpMLineIndex"]
         if parsed.sdpMid is None and parsed.sdpMLineIndex is None:
             parsed.sdpMLineIndex = 0
         try:
             await pc.addIceCandidate(parsed)
-        except ValueError as exc:
-            raise ProtocolError(f"ICE candidate was not accepted: {exc}") from None
+        except (ValueError, AssertionError, TypeError) as exc:
+            # aiortc checks some fields with assert; none of it is the hub's
+            # fault, so the client gets a protocol error, not "internal".
+            raise ProtocolError(
+                f"ICE candidate {candidate['candidate'][:60]!r} was not accepted: "
+                f"{exc or type(exc).__name__}"
+            ) from None
 
     # --- down -------------------------------------------------------------
 
@@ -332,7 +364,8 @@ class PeerMedia:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:
             raise ProtocolError(
-                f"the answer could not be applied: {exc}", code="bad-sdp"
+                f"the answer could not be applied: {exc or type(exc).__name__}",
+                code="bad-sdp",
             ) from None
         self.awaiting_answer = False
 

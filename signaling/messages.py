@@ -208,6 +208,21 @@ def _check_sdp(message: dict) -> str:
             f"got {_describe(sdp[:20])}",
             code="bad-sdp",
         )
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    if not any(line.startswith("m=") for line in lines):
+        raise ProtocolError(
+            "field 'sdp' has no media section ('m=' line); send the description "
+            "that RTCPeerConnection made",
+            code="bad-sdp",
+        )
+    # WebRTC media is always DTLS-SRTP (RFC 8827 section 6.5): without a
+    # certificate fingerprint the hub could not authenticate the peer.
+    if not any(line.startswith("a=fingerprint:") for line in lines):
+        raise ProtocolError(
+            "field 'sdp' has no DTLS fingerprint ('a=fingerprint:' line); send "
+            "the description that RTCPeerConnection made",
+            code="bad-sdp",
+        )
     return sdp
 
 

@@ -564,6 +564,8 @@ class SignalingService:
             participant.room.broadcast_tracks()
 
     async def _on_leave(self, participant: Participant, message: dict) -> None:
+        # The socket writer closes with this code once the outbox is flushed.
+        participant.close_code = 1000
         await self.leave(participant, "left")
         raise CloseRequest(1000, "left")
 
