@@ -129,6 +129,9 @@ class SessionRecord(Base):
     host: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The hub process that holds the session while it is open ("host:port" or
+    # server.instance), so a restarting hub closes only its own sessions.
+    hub: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     attendance: Mapped[list[Attendance]] = relationship(
         back_populates="session", order_by="Attendance.id"

@@ -82,11 +82,17 @@ def _load_session(db: Any, session_id: int) -> SessionRecord:
 
 
 def _open_session(
-    store: Store, room: str, kind: str, title: str, host: str, at: datetime
+    store: Store,
+    room: str,
+    kind: str,
+    title: str,
+    host: str,
+    at: datetime,
+    hub: str | None,
 ) -> int:
     with store.writing() as db:
         record = SessionRecord(
-            kind=kind, room=room, title=title, host=host, started_at=at
+            kind=kind, room=room, title=title, host=host, started_at=at, hub=hub
         )
         db.add(record)
         db.flush()
@@ -107,11 +113,12 @@ def _close_session(store: Store, session_id: int, at: datetime) -> bool:
         return True
 
 
-def _close_open_sessions(store: Store, at: datetime) -> list[int]:
+def _close_open_sessions(store: Store, at: datetime, hub: str | None) -> list[int]:
     with store.writing() as db:
-        ids = list(
-            db.scalars(select(SessionRecord.id).where(SessionRecord.ended_at.is_(None)))
-        )
+        query = select(SessionRecord.id).where(SessionRecord.ended_at.is_(None))
+        if hub is not None:
+            query = query.where(SessionRecord.hub == hub)
+        ids = list(db.scalars(query))
         if ids:
             db.execute(
                 update(SessionRecord)
@@ -304,15 +311,17 @@ async def open_session(
     host: str,
     *,
     started_at: datetime | None = None,
+    hub: str | None = None,
 ) -> int:
     """Record the start of a conference in `room` and return its session id.
-    `kind` is "joint", "mediation" or "lecture"; `host` names who runs it."""
+    `kind` is "joint", "mediation" or "lecture"; `host` names who runs it;
+    `hub` names the hub process that holds it."""
     room = check_id(room, "room")
     kind = check_choice(kind, "kind", SessionKind)
     title = check_text(title, "title", max_length=200)
     host = check_text(host, "host", max_length=64)
     session_id = await store.run(
-        _open_session, store, room, kind, title, host, started_at or utcnow()
+        _open_session, store, room, kind, title, host, started_at or utcnow(), hub
     )
     logger.info(
         "session opened: session=%s room=%s kind=%s host=%s",
@@ -338,11 +347,11 @@ async def close_session(
 
 
 async def close_open_sessions(
-    store: Store, *, ended_at: datetime | None = None
+    store: Store, *, ended_at: datetime | None = None, hub: str | None = None
 ) -> list[int]:
-    """End every session that has no end time, for use at start-up after a
-    crash. Returns the ids closed."""
-    ids = await store.run(_close_open_sessions, store, ended_at or utcnow())
+    """End every session that has no end time (only those of `hub`, if
+    given), for use at start-up after a crash. Returns the ids closed."""
+    ids = await store.run(_close_open_sessions, store, ended_at or utcnow(), hub)
     if ids:
         logger.warning(
             "sessions left open by an earlier run closed: session=%s",

@@ -15,7 +15,6 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from dispatch import records
 from dispatch.api import make_routes as dispatch_routes
 from dispatch.db import Store
 from dispatch.overdue import OverdueWatcher
@@ -75,18 +74,16 @@ class Hub:
         config.data_path.mkdir(parents=True, exist_ok=True)
         # Creates or upgrades the schema on first start.
         self.store = Store.open(config.database_url)
-        self.records = RecordsBridge(self.store, self.rooms, self.access.org)
+        self.records = RecordsBridge(
+            self.store, self.rooms, self.access.org, config.instance_name
+        )
         self.signaling.hooks.append(self.records.on_event)
         self.overdue = OverdueWatcher(
             self.store, self.records.notify, unit_rooms=self.records.unit_rooms
         )
 
     async def start(self) -> None:
-        closed = await records.close_open_sessions(self.store)
-        if closed:
-            logger.info(
-                "closed %d session records left open by the last run", len(closed)
-            )
+        await self.records.start()
         self.overdue.start()
 
     async def _on_signaling_event(self, event: str, room: Room, **extra) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,6 +30,8 @@ class ServerConfig:
     tls_cert: str = ""
     tls_key: str = ""
     data_dir: str = "var"
+    # Name of this hub process in shared records; empty means "host:port".
+    instance: str = ""
 
 
 @dataclass
@@ -97,6 +100,12 @@ class Config:
         if self.database.url:
             return self.database.url
         return f"sqlite:///{self.data_path / 'hub.sqlite3'}"
+
+    @property
+    def instance_name(self) -> str:
+        if self.server.instance:
+            return self.server.instance
+        return f"{socket.gethostname()}:{self.server.port}"
 
     def resolve(self, path: str) -> Path:
         candidate = Path(path)

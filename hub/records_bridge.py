@@ -6,6 +6,7 @@ outage is logged with the room and peer ids, and the session goes on."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,14 +17,37 @@ from hub.rooms import Participant, Room, RoomManager
 
 logger = logging.getLogger(__name__)
 
+# Rooms whose ids start with this are private monitoring rooms of a wall
+# screen, not sessions: nothing is recorded for them.
+MONITORING_PREFIX = "wall-"
+
 
 class RecordsBridge:
-    def __init__(self, store: Store, rooms: RoomManager, org: Org | None) -> None:
+    def __init__(
+        self, store: Store, rooms: RoomManager, org: Org | None, instance: str
+    ) -> None:
         self.store = store
         self.rooms = rooms
         self.org = org
+        # The name this hub process writes into the sessions it holds.
+        self.instance = instance
         # session record id per room id, while the room is open
         self.sessions: dict[str, int] = {}
+        # One lock per room keeps a room's record writes in event order: a
+        # room that empties and fills again must not reuse the closing record.
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._queued: dict[str, int] = {}
+
+    async def start(self) -> None:
+        """Close the session records this hub left open when it last stopped
+        (a crash). Other hubs sharing the database keep theirs."""
+        closed = await records.close_open_sessions(self.store, hub=self.instance)
+        if closed:
+            logger.info(
+                "hub=%s closed %d session records left open by its last run",
+                self.instance,
+                len(closed),
+            )
 
     def unit_rooms(self, unit_id: str) -> list[str]:
         """Rooms that see pushes about tasks owed by `unit_id`: its rooms in
@@ -45,6 +69,20 @@ class RecordsBridge:
                 room.broadcast(message)
 
     async def on_event(self, event: str, room: Room, **extra: Any) -> None:
+        if room.id.startswith(MONITORING_PREFIX):
+            return
+        lock = self._locks.setdefault(room.id, asyncio.Lock())
+        self._queued[room.id] = self._queued.get(room.id, 0) + 1
+        try:
+            async with lock:
+                await self._record(event, room, extra)
+        finally:
+            self._queued[room.id] -= 1
+            if not self._queued[room.id] and room.id not in self.sessions:
+                del self._queued[room.id]
+                self._locks.pop(room.id, None)
+
+    async def _record(self, event: str, room: Room, extra: dict[str, Any]) -> None:
         participant: Participant | None = extra.get("participant")
         try:
             if event == "join" and participant is not None:
@@ -85,6 +123,7 @@ class RecordsBridge:
                 kind,
                 getattr(room, "title", "") or room.id,
                 participant.name,
+                hub=self.instance,
             )
             self.sessions[room.id] = session_id
             logger.info("room=%s session record %d opened", room.id, session_id)
@@ -106,6 +145,8 @@ class RecordsBridge:
             return
         await records.record_leave(self.store, session_id, participant.id)
         if not room.participants and not getattr(room, "waiting", None):
+            # Forget the record before the write, so a join queued behind
+            # this event opens a new one.
             self.sessions.pop(room.id, None)
             await records.close_session(self.store, session_id)
             logger.info("room=%s session record %d closed", room.id, session_id)

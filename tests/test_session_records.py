@@ -138,3 +138,52 @@ async def test_hearing_record_lists_admitted_parties_only(tmp_path):
         url = f"{hub.url}/api/sessions/{sessions[0]['id']}/attendance"
         names = sorted(r["display_name"] for r in httpx.get(url).json()["attendance"])
         assert names == ["当事人 王某", "调解员 李娜"]
+
+
+async def test_room_reopened_at_once_gets_new_record(hub):
+    room = "reopen-1"
+    first = HubClient(hub.ws_url, room, "宁洱县指挥室")
+    await first.join()
+    await first.send({"type": "leave"})
+    second = HubClient(hub.ws_url, room, "景东县指挥室")
+    await second.join()
+    await second.send({"type": "leave"})
+    await first.close()
+    await second.close()
+
+    def two_closed():
+        sessions = httpx.get(f"{hub.url}/api/sessions?room={room}").json()["sessions"]
+        if len(sessions) == 2 and all(s["ended_at"] for s in sessions):
+            return sessions
+        return None
+
+    sessions = await _eventually(two_closed, 10, "two closed session records")
+    names = []
+    for session in sorted(sessions, key=lambda s: s["id"]):
+        url = f"{hub.url}/api/sessions/{session['id']}/attendance"
+        names.append([r["display_name"] for r in httpx.get(url).json()["attendance"]])
+    assert names == [["宁洱县指挥室"], ["景东县指挥室"]]
+
+
+async def test_second_hub_keeps_first_hubs_open_sessions(tmp_path):
+    database = f'[database]\nurl = "sqlite:///{tmp_path / "shared.sqlite3"}"\n'
+    with run_hub(tmp_path / "one", extra_config=database) as one:
+        client = HubClient(one.ws_url, "shared-1", "普洱市指挥中心")
+        await client.join()
+        try:
+            open_record = await _eventually(
+                lambda: httpx.get(f"{one.url}/api/sessions?room=shared-1").json()[
+                    "sessions"
+                ],
+                10,
+                "the session record",
+            )
+            # A second hub on the same database starts (and stops) while the
+            # first one still holds the session.
+            with run_hub(tmp_path / "two", extra_config=database):
+                pass
+            sessions = httpx.get(f"{one.url}/api/sessions?room=shared-1").json()
+            assert sessions["sessions"][0]["id"] == open_record[0]["id"]
+            assert sessions["sessions"][0]["ended_at"] is None
+        finally:
+            await client.close()
