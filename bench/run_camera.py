@@ -251,8 +251,9 @@ class CameraRun:
         opened = await viewers.receive("opened", 0, timeout=self.args.open_timeout + 10)
         if opened.get("error"):
             raise RuntimeError(f"the first viewer failed: {opened['error']}")
-        offsets = summary.milliseconds(opened["times"], push_sent)
-        offsets["push_returned"] = round(1000 * (push_returned - push_sent), 1)
+        # The viewer joined before the push.
+        times = {**opened["times"], "push_returned": push_returned}
+        offsets = summary.milliseconds(times, push_sent, skip=("joined",))
         stats = (await self.http.get("/api/stats")).json()
         self.result["cold"] = {
             **opened,
@@ -303,9 +304,13 @@ class CameraRun:
         stats = (await self.http.get("/api/stats")).json()
         for index, record in zip(indexes, opened, strict=True):
             times = record["times"]
-            start = times.get("join_sent" if self.mode == "join" else "subscribe_sent")
+            if self.mode == "join":
+                start, skip = times.get("join_sent"), ()
+            else:
+                # The viewer joined before it subscribed.
+                start, skip = times.get("subscribe_sent"), ("joined",)
             if start is not None:
-                record["offsets"] = summary.milliseconds(times, start)
+                record["offsets"] = summary.milliseconds(times, start, skip)
                 record["increments"] = summary.increments(record["offsets"])
             record["hub"] = self._down_stats(stats, index)
             self.result["warm"].append(record)

@@ -273,7 +273,8 @@ def render_camera(data: dict[str, Any]) -> str:
         "",
         "## Time to the first picture",
         "",
-        "| open | N | cold: push -> first picture (push request returned) | "
+        "| open | N | cold: push -> first picture (push request returned); "
+        "age of the picture | "
         "warm: open -> first picture, min / median / max | warm: age of the "
         "first picture, min / median / max | warm viewers that waited for the "
         "camera's next keyframe | warm: cached packets replayed, min - max |",
@@ -286,6 +287,8 @@ def render_camera(data: dict[str, Any]) -> str:
         if "decoded" in offsets:
             returned = offsets.get("push_returned", 0)
             cold_text = f"{offsets['decoded']:.0f} ms ({returned:.0f} ms)"
+            if cold.get("picture_age") is not None:
+                cold_text += f"; age {cold['picture_age']:.2f} s"
         warm = r.get("warm", [])
         waited = sum(1 for s in _skipped(warm) if s > 0)
         ages = [w["picture_age"] for w in warm if w.get("picture_age") is not None]

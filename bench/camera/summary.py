@@ -10,6 +10,7 @@ from typing import Any
 # happen. `offer` is when a hub offer arrived; Janus clients record only
 # `offer_applied` (after aiortc applied the offer).
 STEPS = (
+    "push_returned",
     "joined",
     "offer",
     "answer_sent",
@@ -21,6 +22,7 @@ STEPS = (
     "decoded",
 )
 STEP_TITLES = {
+    "push_returned": "push sent -> camera online, push returned",
     "joined": "join sent -> joined",
     "offer": "-> down offer",
     "answer_sent": "-> answer sent",
@@ -34,6 +36,7 @@ STEP_TITLES = {
 
 # Column titles for the time of each step after the start.
 STEP_NAMES = {
+    "push_returned": "push returned",
     "joined": "joined",
     "offer": "down offer",
     "answer_sent": "answer sent",
@@ -46,10 +49,15 @@ STEP_NAMES = {
 }
 
 
-def milliseconds(times: dict[str, float], start: float) -> dict[str, float]:
-    """Return each step's time in ms after `start`, for the steps in `times`."""
+def milliseconds(
+    times: dict[str, float], start: float, skip: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Return each step's time in ms after `start`, for the steps in `times`
+    except those in `skip` (steps that happened before `start`)."""
     offsets = {}
     for step in STEPS:
+        if step in skip:
+            continue
         value = times.get(step)
         if step == "offer" and value is None:
             value = times.get("offer_applied")
