@@ -252,8 +252,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sources",
         type=_choices(SOURCES),
-        default=list(SOURCES),
-        help="publishers to run, encoder,clip (see camera/publisher.py)",
+        default=["encoder", "clip"],
+        help="publishers to run, in this order (default encoder,clip; see "
+        "camera/publisher.py)",
     )
     parser.add_argument(
         "--k", type=int, default=10, help="subscribers that join (default 10)"

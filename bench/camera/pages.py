@@ -58,7 +58,11 @@ def _verdict(case: dict[str, Any], k: int) -> str:
 
 
 def _subscriber_table(case: dict[str, Any]) -> list[str]:
-    steps = list(summary.STEPS)
+    steps = [
+        step
+        for step in summary.STEPS
+        if any(step in s.get("offsets", {}) for s in case["subscribers"])
+    ]
     header = "| subscriber | " + " | ".join(summary.STEP_NAMES[s] for s in steps)
     header += " | keyframe request reached the publisher |"
     lines = [header, "|---" * (len(steps) + 2) + "|"]
