@@ -117,16 +117,35 @@ async def _json_body(request: Request, allowed: tuple[str, ...]) -> dict[str, An
 # Query string parsing.
 
 
+# Largest id a 64-bit signed integer column holds (SQLite and PostgreSQL).
+MAX_ID = 2**63 - 1
+
+
 def _int_param(request: Request, name: str, default: int | None = None) -> int | None:
     value = request.query_params.get(name)
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise InvalidInput(
             f"query parameter {name!r} is {value!r}; expected an integer", name
         ) from None
+    if abs(number) > MAX_ID:
+        raise InvalidInput(
+            f"query parameter {name!r} is {value}; expected at most {MAX_ID}", name
+        )
+    return number
+
+
+def _path_id(request: Request, name: str) -> int:
+    """Return an integer path parameter; ids past the database's 64-bit range
+    cannot exist, so they are not found rather than a fault."""
+    number = request.path_params[name]
+    if not 0 < number <= MAX_ID:
+        kind = name.removesuffix("_id")
+        raise NotFound(f"{kind} {number} not found; ids run from 1 to {MAX_ID}")
+    return number
 
 
 def _bool_param(request: Request, name: str) -> bool | None:
@@ -280,7 +299,7 @@ def make_routes(
 
     @_guard("tasks.read", check)
     async def get_task(request: Request) -> Response:
-        task_id = request.path_params["task_id"]
+        task_id = _path_id(request, "task_id")
         return JSONResponse(await tasks.get_task(store, task_id, now=now()))
 
     @_guard("tasks.update", check)
@@ -291,7 +310,7 @@ def make_routes(
                 raise InvalidInput(f"field {name!r} is required", name)
         task = await tasks.change_status(
             store,
-            request.path_params["task_id"],
+            _path_id(request, "task_id"),
             body["status"],
             body["by"],
             body.get("note") or "",
@@ -310,7 +329,7 @@ def make_routes(
                 raise InvalidInput(f"field {name!r} is required", name)
         event = await tasks.add_reminder(
             store,
-            request.path_params["task_id"],
+            _path_id(request, "task_id"),
             body["by"],
             body["note"],
             notify=notify,
@@ -368,18 +387,18 @@ def make_routes(
 
     @_guard("sessions.read", check)
     async def get_session(request: Request) -> Response:
-        session_id = request.path_params["session_id"]
+        session_id = _path_id(request, "session_id")
         return JSONResponse(await records.get_session(store, session_id))
 
     @_guard("sessions.read", check)
     async def attendance(request: Request) -> Response:
-        session_id = request.path_params["session_id"]
+        session_id = _path_id(request, "session_id")
         rows = await records.list_attendance(store, session_id)
         return JSONResponse({"session_id": session_id, "attendance": rows})
 
     @_guard("sessions.read", check)
     async def attendance_csv(request: Request) -> Response:
-        session_id = request.path_params["session_id"]
+        session_id = _path_id(request, "session_id")
         zone = request.query_params.get("tz") or export.DEFAULT_TIMEZONE
         content = await records.attendance_csv(store, session_id, timezone=zone)
         name = f"attendance-{session_id}.csv"
@@ -391,7 +410,7 @@ def make_routes(
 
     @_guard("sessions.read", check)
     async def chat(request: Request) -> Response:
-        session_id = request.path_params["session_id"]
+        session_id = _path_id(request, "session_id")
         result = await records.list_chat(
             store,
             session_id,

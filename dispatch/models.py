@@ -349,6 +349,15 @@ def parse_datetime(value: Any, field: str) -> datetime:
             "e.g. 2025-12-05T18:00:00+08:00",
             field,
         )
+    try:
+        # Times near the ends of the calendar cannot be moved to UTC.
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"field {field!r} is {value!s}, which is out of range; send a time "
+            "between the years 1 and 9999 in UTC",
+            field,
+        ) from None
     return parsed
 
 

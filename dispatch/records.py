@@ -67,7 +67,11 @@ def chat_to_dict(message: ChatMessage) -> dict[str, Any]:
 
 
 def _check_session_id(session_id: Any) -> int:
-    if isinstance(session_id, bool) or not isinstance(session_id, int):
+    if (
+        isinstance(session_id, bool)
+        or not isinstance(session_id, int)
+        or not 0 < session_id < 2**63
+    ):
         raise InvalidInput(
             f"session id must be an integer, got {session_id!r}", "session_id"
         )

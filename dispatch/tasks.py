@@ -151,7 +151,9 @@ class TaskInput:
         snapshot_path = body.get("snapshot_path")
         session_id = body.get("session_id")
         if session_id is not None and (
-            isinstance(session_id, bool) or not isinstance(session_id, int)
+            isinstance(session_id, bool)
+            or not isinstance(session_id, int)
+            or not 0 < session_id < 2**63
         ):
             raise InvalidInput(
                 f"field 'session_id' must be an integer session id, got {session_id!r}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from aiortc.exceptions import InvalidStateError
@@ -185,7 +186,10 @@ def _quiet_closed_connections(loop: asyncio.AbstractEventLoop, context: dict) ->
     loop.default_exception_handler(context)
 
 
-def create_app(config: Config) -> Starlette:
+def create_app(
+    config: Config, on_started: Callable[[], None] | None = None
+) -> Starlette:
+    """Build the application; `on_started` is called once start-up is done."""
     transcode_counter.install()
     codecs.install()
     ice.install(
@@ -238,6 +242,8 @@ def create_app(config: Config) -> Starlette:
         loop.set_exception_handler(_quiet_closed_connections)
         await hub.start()
         logger.info("hub started")
+        if on_started is not None:
+            on_started()
         try:
             yield
         finally:

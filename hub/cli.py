@@ -17,6 +17,16 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range 1-65535")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub",
@@ -34,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the hub (HTTP, WebSocket, media)")
     _add_config(serve)
     serve.add_argument("--host", help="address to listen on (overrides server.host)")
-    serve.add_argument("--port", type=int, help="TCP port (overrides server.port)")
+    serve.add_argument(
+        "--port", type=_port, help="TCP port, 1-65535 (overrides server.port)"
+    )
 
     cert = commands.add_parser(
         "cert", help="make a self-signed TLS certificate for a LAN trial"

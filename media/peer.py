@@ -259,9 +259,11 @@ class PeerMedia:
             return
         try:
             parsed = candidate_from_sdp(line)
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, AssertionError) as exc:
             raise ProtocolError(
-                f"ICE candidate {candidate['candidate'][:60]!r} is invalid: {exc}"
+                f"ICE candidate {candidate['candidate'][:60]!r} is invalid: "
+                f"{exc or 'not of the form foundation component transport priority '}"
+                f"{'' if exc else 'address port typ type'}"
             ) from None
         _check_candidate(parsed, candidate["candidate"])
         parsed.sdpMid = candidate["sdpMid"]

@@ -23,6 +23,7 @@ from media.cameras.registry import (
     InvalidCamera,
     load_registry,
     redact_url,
+    validate_camera,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,3 +243,8 @@ def test_registry_create_duplicate_raises():
     registry = CameraRegistry.from_list([camera_data()])
     with pytest.raises(CameraExists):
         registry.create(camera_data())
+
+
+def test_camera_with_missing_fields_names_them():
+    with pytest.raises(InvalidCamera, match="missing field"):
+        validate_camera({"id": "trial-cam6"})

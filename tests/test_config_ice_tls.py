@@ -17,7 +17,7 @@ from aiortc.mediastreams import VideoStreamTrack
 from hub.config import ConfigError, load_config
 from media import ice
 from tests.hubclient import HubClient
-from tests.hubproc import run_hub
+from tests.hubproc import free_port, run_hub
 
 
 def _candidates(sdp: str) -> list[list[str]]:
@@ -157,3 +157,56 @@ async def test_websocket_over_tls_needs_trust(tmp_path):
         async with websockets.connect(hub.ws_url, ssl=context) as ws:
             await ws.send('{"type": "ping"}')
             assert "pong" in await ws.recv()
+
+
+async def test_taken_port_fails_before_touching_records(tmp_path):
+    with run_hub(tmp_path) as hub:
+        client = HubClient(hub.ws_url, "busy-1", "思茅区指挥室")
+        await client.join()
+        try:
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "hub.cli",
+                    "serve",
+                    "--config",
+                    str(hub.config_path),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 2
+            assert f"cannot listen on 127.0.0.1:{hub.port}" in result.stderr
+            assert "Traceback" not in result.stderr
+            sessions = httpx.get(f"{hub.url}/api/sessions?room=busy-1").json()
+            assert sessions["sessions"][0]["ended_at"] is None
+        finally:
+            await client.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ('[server]\ntls_cert = "nope.pem"\ntls_key = "nope.key"\n', "nope.pem"),
+        ('[database]\nurl = "mysql://x"\n', "unsupported database URL"),
+        ('[org]\nfile = "missing-org.toml"\n', "missing-org.toml"),
+    ],
+)
+def test_serve_reports_bad_settings_without_traceback(tmp_path, settings, expected):
+    path = tmp_path / "bad.toml"
+    # Each case ends in its own table, or none: the port goes into [server].
+    if "[server]" in settings:
+        path.write_text(settings + f"port = {free_port()}\n")
+    else:
+        path.write_text(settings + f"\n[server]\nport = {free_port()}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr

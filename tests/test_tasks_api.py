@@ -70,6 +70,8 @@ async def test_create_pushes_to_assigner_and_unit_rooms(api, clock, pushes):
         ({"priority": "critical"}, "priority", "low, normal, high, urgent"),
         ({"session_id": "7"}, "session_id", "must be an integer"),
         ({"session_id": 999}, "session_id", "no such session"),
+        ({"session_id": 2**70}, "session_id", "must be an integer"),
+        ({"deadline": "9999-12-31T23:59:59-12:00"}, "deadline", "out of range"),
         ({"deadine": "2030-01-01T08:00:00+08:00"}, "deadine", "unknown field"),
     ],
 )
@@ -480,3 +482,27 @@ async def test_openapi_describes_every_route(api, store):
                     ref = content["schema"].get("$ref", "")
                     name = ref.rsplit("/", 1)[-1]
                     assert not ref or name in schemas, (status, ref)
+
+
+HUGE = 10**24
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("get", f"/api/tasks/{HUGE}", 404),
+        ("get", f"/api/sessions/{HUGE}", 404),
+        ("post", f"/api/tasks/{HUGE}/status", 404),
+        ("get", f"/api/tasks?session={HUGE}", 400),
+        ("get", f"/api/tasks?offset={HUGE}", 400),
+    ],
+)
+async def test_out_of_range_ids_named_not_crashed(api, method, path, status):
+    if method == "post":
+        response = await api.post(path, json={"status": "accepted", "by": "li.na"})
+    else:
+        response = await api.get(path)
+
+    assert response.status_code == status, response.text
+    assert response.json()["error"] in ("not-found", "invalid")
+    assert str(HUGE) in response.json()["message"] or "-1" in response.json()["message"]

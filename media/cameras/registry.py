@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -187,6 +187,16 @@ def validate_camera(data: dict[str, Any]) -> Camera:
             f"with a letter or digit, got {camera_id!r}"
         )
     _check_field_types(camera_id, data)
+    missing = [
+        f.name
+        for f in fields(Camera)
+        if f.name not in data and f.default is MISSING and f.default_factory is MISSING  # type: ignore[misc]
+    ]
+    if missing:
+        raise InvalidCamera(
+            f"camera {camera_id!r}: missing field(s) {', '.join(missing)}; "
+            "send them with the camera"
+        )
 
     camera = Camera(**data)
     if not camera.name.strip():
