@@ -248,3 +248,19 @@ def test_registry_create_duplicate_raises():
 def test_camera_with_missing_fields_names_them():
     with pytest.raises(InvalidCamera, match="missing field"):
         validate_camera({"id": "trial-cam6"})
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "/etc/passwd", "pipe:0"])
+async def test_api_refuses_local_sources(api, url):
+    client, _ = api
+    created = await client.post(
+        "/api/cameras", json=camera_data(id="local-1", main_url=url)
+    )
+    updated = await client.put(
+        "/api/cameras/53080200001320000009", json={"sub_url": url}
+    )
+    assert created.status_code == 400
+    assert "network stream URL" in created.json()["message"]
+    assert updated.status_code == 400
+    listing = (await client.get("/api/cameras")).json()["cameras"]
+    assert "local-1" not in [c["id"] for c in listing]

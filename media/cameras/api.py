@@ -72,6 +72,27 @@ def _guard(action: str, authorize: Authorize) -> Callable[[Endpoint], Endpoint]:
     return guard(action, authorize, _known_error)
 
 
+# Stream URL schemes a camera added over HTTP may use. A local file or device
+# path (FFmpeg opens those too) is accepted only from the camera file, which
+# the operator controls, never from a request.
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt")
+
+
+def _network_sources(body: dict[str, Any]) -> dict[str, Any]:
+    for name in ("main_url", "sub_url"):
+        url = body.get(name)
+        if not isinstance(url, str) or not url:
+            continue
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in NETWORK_SCHEMES:
+            raise InvalidCamera(
+                f"{name} must be a network stream URL ({', '.join(NETWORK_SCHEMES)}), "
+                f"got scheme {scheme or 'none'!r}; local files can be listed only "
+                "in the camera file"
+            )
+    return body
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
@@ -147,13 +168,13 @@ def make_routes(
 
     @_guard("cameras.write", check)
     async def create_camera(request: Request) -> Response:
-        camera = registry.create(await _json_object(request))
+        camera = registry.create(_network_sources(await _json_object(request)))
         return JSONResponse(describe(camera.id), status_code=201)
 
     @_guard("cameras.write", check)
     async def update_camera(request: Request) -> Response:
         camera = await find(request)
-        registry.update(camera.id, await _json_object(request))
+        registry.update(camera.id, _network_sources(await _json_object(request)))
         return JSONResponse(describe(camera.id))
 
     @_guard("cameras.write", check)
