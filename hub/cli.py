@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.log_level != "DEBUG":
+        # Libraries that log routine steps at INFO (schema plugins, every ICE
+        # candidate pair): only their warnings matter to an operator.
+        for name in ("alembic", "aioice"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if args.command is None:
         parser.print_help()
         return 2

@@ -46,6 +46,7 @@ class _Connection:
         self.participant: Participant | None = None
         self.writer: asyncio.Task | None = None
         self.close_code = 1000
+        self.rejected = 0
         self.close_reason = ""
 
     def _log_prefix(self) -> str:
@@ -132,7 +133,17 @@ class _Connection:
                 self.close_code, self.close_reason = CLOSE_UNAUTHORIZED, "unauthorized"
                 return "unauthorized"
             except HubError as exc:
-                logger.debug("%s rejected message: %s", self._log_prefix(), exc.message)
+                self.rejected += 1
+                # The first few per socket at INFO, then one in a hundred, so
+                # a misbehaving client shows without flooding the log.
+                if self.rejected <= 5 or self.rejected % 100 == 0:
+                    logger.info(
+                        "%s rejected message #%d (%s): %s",
+                        self._log_prefix(),
+                        self.rejected,
+                        exc.code,
+                        exc.message,
+                    )
                 await self._send(exc.to_message(messages.request_id_of(frame)))
                 continue
             except Exception:
