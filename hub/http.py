@@ -1,8 +1,8 @@
 """JSON error replies and the endpoint guard shared by the hub's HTTP APIs.
 
-Every API answers errors as {"error": code, "message": text}: `code` is
-stable for programs, `message` names the value and the fix. A fault in the
-hub answers 500 with an id to find in the log, and nothing else."""
+Every API returns errors as {"error": code, "message": text}. The `code` is
+stable for programs, and `message` names the value and the fix. A fault in
+the hub returns 500 with an id to find in the log, and nothing else."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 # authorize(request, action) -> bool (or awaitable bool); may raise
 # HTTPException(401) when the request carries no valid token.
 Authorize = Callable[[Request, str], Any]
-# Turns an error the API knows into a reply; None lets it count as a fault.
+# Builds the reply to an error the API handles; None makes it a fault.
 ErrorReply = Callable[[Exception], Response | None]
 
 
@@ -37,8 +37,9 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 def guard(
     action: str | None, authorize: Authorize, known_error: ErrorReply
 ) -> Callable[[Endpoint], Endpoint]:
-    """Wrap an endpoint: check `action` with `authorize`, answer the errors
-    `known_error` knows, and turn any other exception into a logged 500."""
+    """Wrap an endpoint: check `action` with `authorize`, reply to the errors
+    that `known_error` handles, and turn any other exception into a logged
+    500."""
 
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)

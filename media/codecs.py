@@ -115,8 +115,8 @@ def filter_preferred_codecs(
             if is_rtx(codec) or codec.mimeType.lower() != pref.mimeType.lower():
                 continue
             if pref.mimeType.lower() == "video/h264":
-                wanted = _h264_profile(pref.parameters)
-                if wanted is None or _h264_profile(codec.parameters) != wanted:
+                expected = _h264_profile(pref.parameters)
+                if expected is None or _h264_profile(codec.parameters) != expected:
                     continue
                 codec = copy.deepcopy(codec)
                 codec.parameters = dict(pref.parameters)
