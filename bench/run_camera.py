@@ -376,6 +376,9 @@ class CameraRun:
                     "packets": received,
                     "lost": max(0, expected - received),
                     "frames": last["frames"] - first["frames"],
+                    # Gaps before the window: the replay of cached packets
+                    # arrives as one burst that a socket buffer may not hold.
+                    "lost_before_window": max(0, first["expected"] - first["packets"]),
                     "hub_sent": hub_sent,
                     "hub_drops": sent_after.get(peer, {}).get("drops"),
                 }

@@ -190,8 +190,9 @@ def _camera_load_rows(results: list[dict[str, Any]]) -> list[str]:
         "| open | N | hub CPU, % of one core | camera packets/s into the hub "
         "| keyframes in the window | received / camera packets per viewer, "
         "min - max | hub sent / received per viewer, min - max | lost packets, "
-        "all viewers | hub drops (backlog) | kernel UDP drops | frames/s per "
-        "viewer, min | machine busy, % of 200 | 1-min load average at start |",
+        "all viewers (before the window) | hub drops (backlog) | kernel UDP "
+        "drops | frames/s per viewer, min | machine busy, % of 200 | 1-min load "
+        "average at start |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -212,12 +213,14 @@ def _camera_load_rows(results: list[dict[str, Any]]) -> list[str]:
         ] or [0.0]
         fps = [v["frames"] / window for v in viewers] or [0.0]
         lost = sum(v["lost"] for v in viewers)
+        lost_before = sum(v.get("lost_before_window", 0) for v in viewers)
         drops = sum(v.get("hub_drops") or 0 for v in viewers)
         lines.append(
             f"| {r['mode']} | {r['n']} | **{r['hub_cpu_percent']:.1f}** "
             f"| {camera / window:.0f} | {r['camera_keyframes']} "
             f"| {min(ratios):.3f} - {max(ratios):.3f} "
-            f"| {min(sent):.3f} - {max(sent):.3f} | {lost} | {drops} "
+            f"| {min(sent):.3f} - {max(sent):.3f} | {lost} ({lost_before}) "
+            f"| {drops} "
             f"| {r['udp_drops']} | {min(fps):.1f} | {r['machine_busy_percent']:.0f} "
             f"| {r['load_average']} |"
         )
@@ -259,7 +262,9 @@ def render_camera(data: dict[str, Any]) -> str:
         "one core), the camera's packets into the hub and the hub's packets "
         "sent per viewer (`/api/stats`), each viewer's packets received and "
         "lost (gaps in sequence numbers), and the kernel's UDP drops on full "
-        "socket buffers (`/proc/net/snmp`). The hub's counters are read a "
+        "socket buffers (`/proc/net/snmp`). Lost packets before the window "
+        "are the gaps each viewer had from its first packet to the window, "
+        "replay burst included. The hub's counters are read a "
         "few milliseconds after the viewers', so a keyframe's burst of about "
         "90 packets can fall between the two readings and shift a ratio by "
         "up to 0.03; lost packets (sequence gaps) do not depend on the "
@@ -341,6 +346,9 @@ def render_camera(data: dict[str, Any]) -> str:
         out += [
             "",
             "## Steps of the cold viewers (from the push request)",
+            "",
+            "The hub sends the down offer just before it answers the push "
+            "request, so that step can come out negative.",
             "",
             *summary.step_table(colds),
         ]
