@@ -52,6 +52,7 @@ sys.path.insert(1, str(REPO_DIR))
 
 from camera import pages, summary  # noqa: E402
 from camera.channel import Channel  # noqa: E402
+from camera.sockets import queue_totals, udp_sockets  # noqa: E402
 from run_sfu import Bench, Child, _int_list, free_port, wait_tcp  # noqa: E402
 from sfu.clients import HUB_ROOM, REPLY_TIMEOUT, _HubConnection  # noqa: E402
 from sfu.procstat import (  # noqa: E402
@@ -331,6 +332,11 @@ class CameraRun:
             "hub_cpu": tree_cpu_seconds(self.hub.pid),
             "machine": machine_cpu_ticks(),
             "udp": udp_drop_counters(),
+            # Datagrams the kernel dropped on the viewers' full sockets since
+            # they opened (the closed cold viewer's socket is gone).
+            "viewer_socket_drops": queue_totals(self.viewers.child.pid, udp_sockets())[
+                "drops"
+            ],
         }
         stats = (await self.http.get("/api/stats")).json()
         snap["camera"] = camera_stats(stats, self.track_id)
@@ -350,6 +356,7 @@ class CameraRun:
             100 * busy / total * (os.cpu_count() or 1), 1
         )
         result["udp_drops"] = sum(after["udp"].values()) - sum(before["udp"].values())
+        result["viewer_socket_drops_before_window"] = before["viewer_socket_drops"]
         camera_in = (before["camera"].get("in", {}), after["camera"].get("in", {}))
         result["camera_packets"] = camera_in[1].get("packets", 0) - camera_in[0].get(
             "packets", 0

@@ -190,7 +190,8 @@ def _camera_load_rows(results: list[dict[str, Any]]) -> list[str]:
         "| open | N | hub CPU, % of one core | camera packets/s into the hub "
         "| keyframes in the window | received / camera packets per viewer, "
         "min - max | hub sent / received per viewer, min - max | lost packets, "
-        "all viewers (before the window) | hub drops (backlog) | kernel UDP "
+        "all viewers (before the window; of those, dropped by the kernel on "
+        "the viewers' full sockets) | hub drops (backlog) | kernel UDP "
         "drops | frames/s per viewer, min | machine busy, % of 200 | 1-min load "
         "average at start |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -214,12 +215,14 @@ def _camera_load_rows(results: list[dict[str, Any]]) -> list[str]:
         fps = [v["frames"] / window for v in viewers] or [0.0]
         lost = sum(v["lost"] for v in viewers)
         lost_before = sum(v.get("lost_before_window", 0) for v in viewers)
+        socket_drops = r.get("viewer_socket_drops_before_window", "-")
         drops = sum(v.get("hub_drops") or 0 for v in viewers)
         lines.append(
             f"| {r['mode']} | {r['n']} | **{r['hub_cpu_percent']:.1f}** "
             f"| {camera / window:.0f} | {r['camera_keyframes']} "
             f"| {min(ratios):.3f} - {max(ratios):.3f} "
-            f"| {min(sent):.3f} - {max(sent):.3f} | {lost} ({lost_before}) "
+            f"| {min(sent):.3f} - {max(sent):.3f} "
+            f"| {lost} ({lost_before}; {socket_drops}) "
             f"| {drops} "
             f"| {r['udp_drops']} | {min(fps):.1f} | {r['machine_busy_percent']:.0f} "
             f"| {r['load_average']} |"

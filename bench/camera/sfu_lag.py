@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -51,57 +50,9 @@ import run_sfu  # noqa: E402
 from sfu.procstat import tree_cpu_seconds  # noqa: E402
 from sfu.source import load_clip  # noqa: E402
 
+from camera.sockets import queue_totals, udp_sockets  # noqa: E402
+
 logger = logging.getLogger("sfu_lag")
-
-
-def socket_inodes(pid: int) -> set[int]:
-    """Return the inodes of the sockets that process `pid` has open."""
-    inodes: set[int] = set()
-    fd_dir = Path(f"/proc/{pid}/fd")
-    try:
-        entries = list(fd_dir.iterdir())
-    except (FileNotFoundError, PermissionError):
-        return inodes
-    for entry in entries:
-        try:
-            target = os.readlink(entry)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    return inodes
-
-
-def udp_sockets() -> dict[int, dict[str, int]]:
-    """Return tx_queue, rx_queue (bytes) and drops of each UDP socket of this
-    network namespace, by inode (proc(5), /proc/net/udp)."""
-    sockets: dict[int, dict[str, int]] = {}
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            fields = line.split()
-            tx_queue, rx_queue = fields[4].split(":")
-            sockets[int(fields[9])] = {
-                "tx_queue": int(tx_queue, 16),
-                "rx_queue": int(rx_queue, 16),
-                "drops": int(fields[12]),
-            }
-    return sockets
-
-
-def queue_totals(pid: int, sockets: dict[int, dict[str, int]]) -> dict[str, int]:
-    """Sum and maximum of the UDP queues of process `pid`'s sockets."""
-    mine = [sockets[i] for i in socket_inodes(pid) if i in sockets]
-    return {
-        "sockets": len(mine),
-        "rx_sum": sum(s["rx_queue"] for s in mine),
-        "rx_max": max((s["rx_queue"] for s in mine), default=0),
-        "tx_sum": sum(s["tx_queue"] for s in mine),
-        "drops": sum(s["drops"] for s in mine),
-    }
 
 
 class LagProbe:
