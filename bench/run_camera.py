@@ -3,8 +3,8 @@
 GStreamer's RTSP server (tests/rtsp_server.py) loops the real 720p H.264
 clip tests/data/bigbuckbunny.mp4. For each N the script starts a fresh hub
 (from an export of HEAD, as run_sfu.py does) with that camera in its
-camera list, keeps the room open with a participant that receives nothing,
-and runs the viewers in a separate process (camera/viewers.py). Viewers
+camera list. A participant that receives nothing keeps the room open, and
+the viewers run in a separate process (camera/viewers.py). Viewers
 count packets without decoding; each one decodes with PyAV only up to its
 first picture and times its steps.
 

@@ -1,8 +1,8 @@
 """JSON-line replies of a benchmark child process, matched by key and index.
 
 `run_sfu.Child.receive` drops every line that is not the one it waits for,
-which suits a child that answers one command at a time. The viewer process
-answers several opens at once, in any order, so `Channel` reads every line
+which suits a child that replies to one command at a time. The viewer
+process works on several opens at once, in any order, so `Channel` reads every line
 into a list and hands each one out once, to the waiter whose key and viewer
 index it matches.
 """

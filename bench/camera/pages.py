@@ -230,10 +230,8 @@ def _camera_load_rows(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render_camera(data: dict[str, Any]) -> str:
-    args = data["args"]
-    results = data["results"]
-    out = [
+def _camera_intro(args: dict[str, Any]) -> list[str]:
+    return [
         "# Camera benchmark: one RTSP camera to N viewers through the hub",
         "",
         "GStreamer's RTSP server (`tests/rtsp_server.py`, run by the system "
@@ -256,7 +254,7 @@ def render_camera(data: dict[str, Any]) -> str:
         f"- Camera running (warm): N viewers open the feed {args['stagger']} s "
         "apart. `join`: the viewer joins the room where the camera is shown, "
         "timed from sending `join`. `subscribe`: the viewer joined earlier "
-        'with `subscribe: "none"` and asks for the camera track, timed from '
+        'with `subscribe: "none"` and requests the camera track, timed from '
         "sending `subscribe`. Either way its down connection is new, so ICE "
         "and DTLS are part of the time.",
         f"- Then, with the N viewers receiving, a {args['window']:.0f} s window "
@@ -272,19 +270,11 @@ def render_camera(data: dict[str, Any]) -> str:
         "90 packets can fall between the two readings and shift a ratio by "
         "up to 0.03; lost packets (sequence gaps) do not depend on the "
         "timing.",
-        "",
-        "## Machine and command",
-        "",
-        *machine_lines(data["machine"]),
-        f"- Command: `{data['command']}` (took {data.get('elapsed_seconds', '?')} "
-        f"s); hub {data['hub_source']}.",
     ]
-    if data.get("note"):
-        out.append(f"- {data['note']}")
-    out += [
-        "",
-        "## Time to the first picture",
-        "",
+
+
+def _first_picture_rows(results: list[dict[str, Any]]) -> list[str]:
+    lines = [
         "| open | N | cold: push -> first picture (push request returned); "
         "age of the picture | "
         "warm: open -> first picture, min / median / max | warm: age of the "
@@ -301,6 +291,7 @@ def render_camera(data: dict[str, Any]) -> str:
             cold_text = f"{offsets['decoded']:.0f} ms ({returned:.0f} ms)"
             if cold.get("picture_age") is not None:
                 cold_text += f"; age {cold['picture_age']:.2f} s"
+
         warm = r.get("warm", [])
         waited = sum(1 for s in _skipped(warm) if s > 0)
         ages = [w["picture_age"] for w in warm if w.get("picture_age") is not None]
@@ -308,13 +299,17 @@ def render_camera(data: dict[str, Any]) -> str:
             w["hub"]["replayed"] for w in warm if "replayed" in w.get("hub", {})
         ]
         replayed_text = f"{min(replayed)} - {max(replayed)}" if replayed else "-"
-        out.append(
+        lines.append(
             f"| {r['mode']} | {r['n']} | {cold_text} "
             f"| {summary.spread_text(summary.spread(_warm_decoded(r)))} "
             f"| {summary.spread_text(summary.spread(ages), 's', 2)} "
             f"| {waited} of {len(warm)} | {replayed_text} |"
         )
-    out += ["", "Warm viewers' times to the first picture, in opening order, ms:", ""]
+    return lines
+
+
+def _warm_time_lists(results: list[dict[str, Any]]) -> list[str]:
+    lines = ["Warm viewers' times to the first picture, in opening order, ms:", ""]
     for r in results:
         times = [
             f"{w['offsets']['decoded']:.0f}"
@@ -323,8 +318,32 @@ def render_camera(data: dict[str, Any]) -> str:
             for w in r.get("warm", [])
         ]
         if times:
-            out.append(f"- open {r['mode']}, N={r['n']}: {', '.join(times)}")
+            lines.append(f"- open {r['mode']}, N={r['n']}: {', '.join(times)}")
+    return lines
+
+
+def render_camera(data: dict[str, Any]) -> str:
+    args = data["args"]
+    results = data["results"]
+    out = [
+        *_camera_intro(args),
+        "",
+        "## Machine and command",
+        "",
+        *machine_lines(data["machine"]),
+        f"- Command: `{data['command']}` (took {data.get('elapsed_seconds', '?')} "
+        f"s); hub {data['hub_source']}.",
+    ]
+    if data.get("note"):
+        out.append(f"- {data['note']}")
+
     out += [
+        "",
+        "## Time to the first picture",
+        "",
+        *_first_picture_rows(results),
+        "",
+        *_warm_time_lists(results),
         "",
         "The age of the first picture is how far behind the live stream it "
         "was: the span of RTP timestamps from that picture to the newest "
@@ -343,6 +362,7 @@ def render_camera(data: dict[str, Any]) -> str:
         "",
         *_camera_load_rows(results),
     ]
+
     colds = [r["cold"] for r in results if r.get("cold")]
     warms = [w for r in results for w in r.get("warm", [])]
     if colds:
@@ -350,7 +370,7 @@ def render_camera(data: dict[str, Any]) -> str:
             "",
             "## Steps of the cold viewers (from the push request)",
             "",
-            "The hub sends the down offer just before it answers the push "
+            "The hub sends the down offer just before it replies to the push "
             "request, so that step can come out negative.",
             "",
             *summary.step_table(colds),
@@ -362,6 +382,7 @@ def render_camera(data: dict[str, Any]) -> str:
             "",
             *summary.step_table(warms),
         ]
+
     failures = [r for r in results if r["status"] != "ok" or r.get("error")]
     out += ["", "## Runs that failed or were skipped", ""]
     out += [

@@ -7,7 +7,7 @@ Two sources of the same pictures (the clip of sfu/source.py):
   encoder, so this publisher ignores keyframe requests (PLI, FIR).
 - `encoder`: the clip decoded picture by picture and encoded live by
   aiortc's VP8 encoder at a fixed 1.2 Mbit/s, which makes a keyframe only
-  at the start and when the relay asks for one, as a browser does. aiortc
+  at the start and when the relay requests one, as a browser does. aiortc
   1.16 starts a new encoder, and so a keyframe, whenever a REMB estimate
   moves its target bitrate by over 10 %; this publisher ignores REMB so
   that keyframes come only on request.

@@ -15,14 +15,15 @@ sfu/loadgen.py), then, once every subscriber receives video, samples every
   of the hub and of the load generators (/proc/net/udp, bytes including
   the kernel's per-packet overhead) and their per-socket drop counters;
 - CPU of the hub and of the load generators over each interval, and how
-  long /api/stats took to answer (the hub's event loop answers it).
+  long /api/stats took to reply (the hub's event loop serves it, so this
+  is the loop's delay).
 
 A backlog that is large in packets but small in the kernel queues sits in
 the process, in Python-level queues (aioice keeps received datagrams in an
 unbounded asyncio.Queue until the DTLS transport reads them). The counters
-of the processes are read at the same monotonic time; /api/stats answers
-when the hub's event loop gets to it, so a slow answer shifts the up
-backlog by about the publisher's packet rate times the answer time.
+of the processes are read at the same monotonic time. /api/stats replies
+when the hub's event loop gets to it, so a slow reply shifts the up
+backlog by about the publisher's packet rate times the reply time.
 
 Usage, from the repository root:
     python bench/camera/sfu_lag.py --n 120 --duration 60
@@ -136,10 +137,10 @@ class LagProbe:
             for child in loadgens:
                 await child.send({"cmd": "snap", "at": at, "record": False})
             await asyncio.sleep(max(0.0, at - time.monotonic()))
-            asked = time.monotonic()
+            requested = time.monotonic()
             sockets = udp_sockets()
             stats = (await http.get("/api/stats")).json()
-            answered = time.monotonic()
+            replied = time.monotonic()
             replies = [(await c.receive("snap", 10))["snap"] for c in loadgens]
             now = time.monotonic()
             cpu_now = {c.name: tree_cpu_seconds(c.pid) for c in [hub, *loadgens]}
@@ -152,7 +153,7 @@ class LagProbe:
             self.samples.append(
                 self._sample(
                     at - started,
-                    answered - asked,
+                    replied - requested,
                     stats,
                     replies,
                     sockets,

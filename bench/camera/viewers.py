@@ -12,7 +12,7 @@ first picture. Commands (each reply carries the viewer's `index`):
 - `{"cmd": "join", "index": I, "subscribe": "none"}`: join without
   receiving anything (hub); replies `joined`.
 - `{"cmd": "subscribe", "index": I, "track": ID}`: a viewer joined with
-  "none" asks for one track (hub); replies `opened`.
+  "none" requests one track (hub); replies `opened`.
 - `{"cmd": "open", "index": I}`: subscribe to the relay's one publisher
   (Janus VideoRoom); replies `opened`.
 - `{"cmd": "close", "index": I}`: leave and close; replies `closed`.
@@ -44,7 +44,7 @@ import websockets
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = BENCH_DIR.parent
 # The hub's media.codecs adds H.264 profiles to aiortc's list (see
-# _accept_h264_profiles); the bench folder holds sfu and camera.
+# _accept_h264_profiles), and the bench folder contains sfu and camera.
 for folder in (str(BENCH_DIR), str(REPO_DIR)):
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -246,7 +246,7 @@ class ViewerProcess:
         if handle_renegotiation:
             connection.keep_alive(viewer.pc)
         else:
-            # The pinger runs since the join; answer later offers too.
+            # The pinger has run since the join. Later offers need answers too.
             connection._handler = asyncio.create_task(
                 connection._renegotiate(viewer.pc)
             )
