@@ -154,6 +154,8 @@ const PANEL_STYLE = `
 .conference-view.has-moderation {
   display: grid;
   grid-template-columns: minmax(0, 1fr) 20rem;
+  /* One row as tall as the view: the video grid must not grow with its videos. */
+  grid-template-rows: minmax(0, 1fr);
 }
 .moderation-panel {
   display: flex;
