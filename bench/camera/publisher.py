@@ -14,7 +14,7 @@ Two sources of the same pictures (the clip of sfu/source.py):
 
 The process records the monotonic time of every keyframe request it gets.
 It prints `{"event": "ready"}` once its connection carries media, then
-answers `{"cmd": "report"}` with `{"report": {"keyframe_requests": [...],
+replies to `{"cmd": "report"}` with `{"report": {"keyframe_requests": [...],
 "frames_sent": N}}`; `{"cmd": "stop"}` ends it.
 """
 

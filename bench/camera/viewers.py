@@ -20,7 +20,7 @@ first picture. Commands (each reply carries the viewer's `index`):
   monotonic time T (one clock for all processes); replies `snap`.
 - `{"cmd": "stop"}`: close everything and exit.
 
-`opened` holds `times`: monotonic seconds of each step (`join_sent` or
+`opened` contains `times`: monotonic seconds of each step (`join_sent` or
 `subscribe_sent` or `open_started`, `joined`, `offer`, `answer_sent`,
 `ice_connected`, `connected`, then the probe's `first_packet`,
 `keyframe_start`, `keyframe_complete`, `decoded`), or `error`. Logs go to
