@@ -19,7 +19,9 @@ def _listen(host: str, port: int) -> socket.socket:
     """Bind the listening socket before anything else starts, so a taken port
     fails at once and touches no records."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP (not 0) makes asyncio set TCP_NODELAY on accepted sockets;
+    # without it a signaling reply waits for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
