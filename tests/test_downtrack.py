@@ -7,6 +7,7 @@ everything else (up track, packets from a real VP8 encoder, SRTP) is real."""
 
 from __future__ import annotations
 
+import asyncio
 import fractions
 import os
 
@@ -17,7 +18,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
-from media.downtrack import DownTrack
+from media.downtrack import REPLAY_BATCH, REPLAY_INTERVAL, DownTrack
 from media.uptrack import UpTrack
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
@@ -73,7 +74,7 @@ def _vp8_pictures(count: int) -> list[list[bytes]]:
     for index in range(count):
         frame = av.VideoFrame(width=320, height=240, format="yuv420p")
         for plane_index, plane in enumerate(frame.planes):
-            value = (30 + 5 * index) if plane_index == 0 else 128
+            value = (30 + 5 * index) % 200 if plane_index == 0 else 128
             plane.update(bytes([value]) * plane.buffer_size)
         frame.pts = index * 3000
         frame.time_base = fractions.Fraction(1, 90000)
@@ -209,7 +210,7 @@ def test_ended_up_track_stops_forwarding():
     assert up.down_tracks == ()
 
 
-def test_late_viewer_starts_from_cached_keyframe():
+async def test_late_viewer_gets_cached_pictures_paced():
     up = UpTrack(
         "cam-1-main",
         "video",
@@ -219,22 +220,35 @@ def test_late_viewer_starts_from_cached_keyframe():
         request_keyframe=lambda: None,
         cache_gop=True,
     )
-    pictures = _vp8_pictures(5)
-    # The feed runs before anyone watches: picture 0 is the keyframe.
-    seq = _feed(up, pictures[:4], 2000)
+    pictures = _vp8_pictures(40)
+    # The feed runs before anyone watches; its last keyframe is picture 6.
+    seq = _feed(up, pictures[:39], 2000)
+    since_keyframe = pictures[6:]
 
     udp = BacklogSocket()
     sender, key = _sender(udp)
     down = DownTrack(up, "p9", sender)
     down.payload_type = 100
     up.add_down_track(down)
-    _feed(up, pictures[4:], seq)
+    seq = _feed(up, pictures[39:40], seq)
+    cached = sum(len(p) for p in since_keyframe)
+    assert cached > REPLAY_BATCH
+    # The first batch goes out at once, the rest later.
+    assert len(udp.sent) == REPLAY_BATCH
+
+    # A live picture that arrives meanwhile waits behind the cached ones.
+    live = _vp8_pictures(41)[40]
+    _feed(up, [live], seq)
+    deadline = asyncio.get_running_loop().time() + 5
+    while len(udp.sent) < cached + len(live):
+        assert asyncio.get_running_loop().time() < deadline, len(udp.sent)
+        await asyncio.sleep(REPLAY_INTERVAL)
 
     received = [_decrypt(key, data) for data in udp.sent]
-    expected = [payload for picture in pictures for payload in picture]
+    expected = [payload for picture in since_keyframe + [live] for payload in picture]
     # Everything since the keyframe arrives, in order, without a gap.
     assert [p.payload for p in received] == expected
-    assert down.replayed == len(expected)
+    assert down.replayed == cached
     steps = [
         (b.sequence_number - a.sequence_number) & 0xFFFF
         for a, b in zip(received, received[1:], strict=False)
