@@ -209,9 +209,9 @@ class DownTrack:
             # has no place in the current numbering.
             return
 
-        # A replay of cached pictures is one burst that the socket buffers
-        # (at most MAX_GOP_PACKETS packets); dropping part of it would only
-        # make the viewer wait for the camera's next keyframe.
+        # Replayed packets skip the backlog check, because dropping part of
+        # the cached pictures would only make the viewer wait for the camera's
+        # next keyframe. The replay is paced, and MAX_GOP_PACKETS bounds it.
         if not replay and link.udp.get_write_buffer_size() > self.max_backlog_bytes:
             self._drop()
             return

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Largest number of packets kept to start a late viewer of a camera at once;
-# a group of pictures longer than this is not cached (the viewer then waits
-# for the next keyframe).
+# Largest number of packets kept to start a late viewer of a camera at once.
+# A longer group of pictures is not cached, so its viewer waits for the next
+# keyframe.
 MAX_GOP_PACKETS = 4000
 
 
@@ -195,8 +195,9 @@ class UpTrack:
         return None
 
     def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per interval; a
-        request inside the interval is sent when the interval ends."""
+        """Ask the publisher for a keyframe, at most once per interval. A
+        request inside the interval is kept and sent with the first packet
+        forwarded after the interval ends."""
         if self._is_keyframe_start is None or self.ended:
             return
         now = time.monotonic()

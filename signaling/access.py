@@ -108,8 +108,8 @@ class Access:
         self.required = required
         self.secret = secret
         self.org = org
-        # NOTE: used invites are remembered in this process only; hubs on
-        # several machines need a persistence hook (see hub/auth.py).
+        # Used invites are remembered in this process unless the app passes a
+        # shared store (hub/shared.py, with bus.redis_url).
         self.invites = invites if invites is not None else InviteStore()
         self.default_roles = dict(default_roles)
         self.session_ttl = session_ttl

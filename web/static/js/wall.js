@@ -217,10 +217,9 @@ export function midOfTrack(sdp, trackId) {
  * Finds the MediaStreamTrack that carries a hub track on a session's down
  * connection, from the hub's SDP.
  */
-// NOTE: HubSession emits track-added only for tracks of the participants in
-// its peer list, so a camera feed (publisher "camera:<id>") never gets one.
-// This index reads the down connection instead, until signaling.js reports
-// such tracks.
+// NOTE: HubSession now emits track-added for camera feeds too (publisher
+// "camera:<id>"); this index, which reads the down connection's SDP, predates
+// that and could be replaced by those events.
 class DownTracks {
   #session;
   #waiters = new Set(); // {trackId, resolve, reject, timer}
